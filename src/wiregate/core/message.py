@@ -1,0 +1,66 @@
+"""Messages as the core sees them.
+
+The core never parses protocol encodings.  A message carries its body, the
+protocol's property block as an opaque value (for AMQP: the raw encoded
+property bytes, forwarded untouched so every header keeps its exact type
+code), and a decoder the core may call when routing needs the headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+class Message:
+    """An immutable published message, shared by every queue it is routed to."""
+
+    __slots__ = ("exchange", "routing_key", "body", "properties", "persistent", "_headers", "_decode_headers")
+
+    def __init__(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Any = None,
+        *,
+        persistent: bool = False,
+        headers: dict[str, Any] | None = None,
+        decode_headers: Callable[[], dict[str, Any] | None] | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.body = body
+        self.properties = properties
+        self.persistent = persistent
+        self._headers = headers
+        self._decode_headers = decode_headers
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        """Application headers, decoded on first use (routing by headers)."""
+        if self._headers is None:
+            decoded = self._decode_headers() if self._decode_headers is not None else None
+            self._headers = decoded or {}
+        return self._headers
+
+    def __repr__(self) -> str:
+        return f"<Message {self.exchange!r}/{self.routing_key!r} {len(self.body)} bytes>"
+
+
+class Entry:
+    """One message sitting in one queue.
+
+    ``seq`` is the position the message was enqueued at; a requeued entry goes
+    back to that position, as RabbitMQ's classic queues do.
+    """
+
+    __slots__ = ("seq", "message", "redelivered", "delivery_count")
+
+    def __init__(self, seq: int, message: Message) -> None:
+        self.seq = seq
+        self.message = message
+        self.redelivered = False
+        self.delivery_count = 0
+
+    def __repr__(self) -> str:
+        return f"<Entry #{self.seq} {self.message!r}{' redelivered' if self.redelivered else ''}>"

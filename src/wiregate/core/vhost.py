@@ -1,0 +1,392 @@
+"""Virtual hosts: the namespace of exchanges and queues, and the operations
+clients perform on them, with RabbitMQ 3.10's checks and error texts.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from .errors import AccessRefused, NotFound, PreconditionFailed, ResourceLocked
+from .exchange import Exchange, exchange_class
+from .message import Message
+from .queue import Queue
+from .routing import valid_x_match
+
+#: Queue arguments whose values must match on redeclaration
+#: (``rabbit_amqqueue:declare_args/0`` of RabbitMQ 3.10).
+QUEUE_EQUIVALENCE_ARGS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+)
+EXCHANGE_EQUIVALENCE_ARGS = ("alternate-exchange",)
+
+PREDECLARED_EXCHANGES = (
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+    ("amq.rabbitmq.trace", "topic"),
+)
+
+
+def value_type_name(value: Any) -> str:
+    """RabbitMQ's name for the wire type of an argument value.
+
+    A protocol layer that knows the exact wire type attaches it as a
+    ``type_name`` attribute; otherwise it is inferred from the Python type.
+    """
+    name = getattr(value, "type_name", None)
+    if name:
+        return name
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "long" if not -(2**31) <= value < 2**31 else "signedint"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, (str, bytes)):
+        return "longstr"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "array"
+    if value is None:
+        return "void"
+    return type(value).__name__
+
+
+def _type_class(name: str) -> str:
+    if name in ("byte", "short", "signedint", "long", "unsignedbyte", "unsignedshort", "unsignedint"):
+        return "int"
+    if name in ("float", "double"):
+        return "float"
+    return name
+
+
+def _erl_format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _describe_arg(value: Any) -> str:
+    if value is _MISSING:
+        return "none"
+    return f"the value '{_erl_format(value)}' of type '{value_type_name(value)}'"
+
+
+_MISSING = object()
+
+
+def assert_field_equivalence(current: Any, requested: Any, what: str, field: str) -> None:
+    if current != requested:
+        raise PreconditionFailed(
+            f"inequivalent arg '{field}' for {what}: received '{_erl_format(requested)}' "
+            f"but current is '{_erl_format(current)}'"
+        )
+
+
+def assert_args_equivalence(current: dict[str, Any], requested: dict[str, Any], what: str, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        old = current.get(key, _MISSING)
+        new = requested.get(key, _MISSING)
+        if old is _MISSING and new is _MISSING:
+            continue
+        if old is not _MISSING and new is not _MISSING:
+            if _type_class(value_type_name(old)) == _type_class(value_type_name(new)) and old == new:
+                continue
+            raise PreconditionFailed(
+                f"inequivalent arg '{key}' for {what}: received '{_erl_format(new)}' "
+                f"but current is '{_erl_format(old)}'"
+            )
+        raise PreconditionFailed(
+            f"inequivalent arg '{key}' for {what}: received {_describe_arg(new)} but current is {_describe_arg(old)}"
+        )
+
+
+def server_named_queue() -> str:
+    """``amq.gen-`` plus 16 random bytes in URL-safe base64, as RabbitMQ names them."""
+    return "amq.gen-" + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
+class VHost:
+    """One virtual host."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        for xname, xtype in PREDECLARED_EXCHANGES:
+            self.exchanges[xname] = exchange_class(xtype)(self, xname, durable=True)
+        # The default exchange exists (it appears in listings) but never binds.
+        self.exchanges[""] = exchange_class("direct")(self, "", durable=True)
+
+    def describe_exchange(self, name: str) -> str:
+        return f"exchange '{name}' in vhost '{self.name}'"
+
+    def describe_queue(self, name: str) -> str:
+        return f"queue '{name}' in vhost '{self.name}'"
+
+    # ------------------------------------------------------------ exchanges
+    def _check_not_default(self, name: str) -> None:
+        if name == "":
+            raise AccessRefused("operation not permitted on the default exchange")
+
+    def get_exchange(self, name: str) -> Exchange:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            raise NotFound(f"no {self.describe_exchange(name)}")
+        return exchange
+
+    def declare_exchange(
+        self,
+        name: str,
+        type: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Exchange:
+        """exchange.declare, with RabbitMQ's order of checks.
+
+        Raises:
+            CommandInvalid: unknown type (a connection error in AMQP).
+            AccessRefused: the default exchange, or a new ``amq.`` name.
+            NotFound: passive declare of a missing exchange.
+            PreconditionFailed: redeclaration with different properties.
+        """
+        arguments = arguments or {}
+        if passive:
+            self._check_not_default(name)
+            return self.get_exchange(name)
+        cls = exchange_class(type)
+        self._check_not_default(name)
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            if name.startswith("amq."):
+                raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+            exchange = cls(self, name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments)
+            self.exchanges[name] = exchange
+            return exchange
+        what = exchange.describe()
+        assert_field_equivalence(exchange.type, type, what, "type")
+        assert_field_equivalence(exchange.durable, durable, what, "durable")
+        assert_field_equivalence(exchange.auto_delete, auto_delete, what, "auto_delete")
+        assert_field_equivalence(exchange.internal, internal, what, "internal")
+        assert_args_equivalence(exchange.arguments, arguments, what, EXCHANGE_EQUIVALENCE_ARGS)
+        return exchange
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        """exchange.delete; deleting a missing exchange is not an error."""
+        self._check_not_default(name)
+        if name.startswith("amq."):
+            raise AccessRefused(f"deletion of system {self.describe_exchange(name)} not allowed")
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return
+        if if_unused and exchange.bindings:
+            raise PreconditionFailed(f"{exchange.describe()} in use")
+        self._remove_exchange(exchange)
+
+    def _remove_exchange(self, exchange: Exchange) -> None:
+        del self.exchanges[exchange.name]
+        exchange.deleted = True
+        for binding in list(exchange.bindings.values()):
+            exchange.unbind(binding.destination, binding.routing_key, binding.arguments)
+        for other in list(self.exchanges.values()):
+            if other.unbind_destination(exchange):
+                self._maybe_auto_delete(other)
+
+    def _maybe_auto_delete(self, exchange: Exchange) -> None:
+        if exchange.auto_delete and not exchange.bindings and not exchange.deleted and exchange.name in self.exchanges:
+            self._remove_exchange(exchange)
+
+    # --------------------------------------------------------------- queues
+    def get_queue(self, name: str, owner: Any = None, *, check_exclusive: bool = True) -> Queue:
+        """Look up a queue for use by ``owner``; 404 or 405 as RabbitMQ."""
+        queue = self.queues.get(name)
+        if queue is None:
+            raise NotFound(f"no {self.describe_queue(name)}")
+        if check_exclusive:
+            self.check_exclusive_access(queue, owner)
+        return queue
+
+    @staticmethod
+    def check_exclusive_access(queue: Queue, owner: Any, strict: bool = False) -> None:
+        if queue.owner is owner:
+            return
+        if not strict and queue.owner is None:
+            return
+        raise ResourceLocked(
+            f"cannot obtain exclusive access to locked {queue.describe()}. It could be originally "
+            "declared on another connection or the exclusive property value does not match that "
+            "of the original declaration."
+        )
+
+    def declare_queue(
+        self,
+        name: str,
+        *,
+        owner: Any = None,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Queue:
+        """queue.declare.  ``owner`` is the declaring connection (any object).
+
+        Raises:
+            NotFound: passive declare of a missing queue.
+            AccessRefused: a new name with the reserved ``amq.`` prefix.
+            ResourceLocked: an exclusive queue of another connection.
+            PreconditionFailed: redeclaration with different properties.
+        """
+        arguments = arguments or {}
+        if passive:
+            if name == "":
+                raise NotFound(f"no {self.describe_queue(name)}")
+            return self.get_queue(name, owner)
+        if name == "":
+            name = server_named_queue()
+        elif name.startswith("amq."):
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        want_owner = owner if exclusive else None
+        durable = durable and not exclusive
+        queue = self.queues.get(name)
+        if queue is not None:
+            if queue.owner is not want_owner:
+                self.check_exclusive_access(queue, want_owner, strict=True)
+            what = queue.describe()
+            assert_field_equivalence(queue.durable, durable, what, "durable")
+            assert_field_equivalence(queue.auto_delete, auto_delete, what, "auto_delete")
+            assert_args_equivalence(queue.arguments, arguments, what, QUEUE_EQUIVALENCE_ARGS)
+            return queue
+        queue = Queue(self, name, durable=durable, auto_delete=auto_delete, owner=want_owner, arguments=arguments)
+        self.queues[name] = queue
+        # every queue is bound to the default exchange under its own name;
+        # routing through "" is done by lookup, so no binding is stored
+        return queue
+
+    def delete_queue(self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> int:
+        """queue.delete; returns the number of ready messages dropped."""
+        if queue.deleted:
+            return 0
+        if if_unused and queue.consumer_count:
+            raise PreconditionFailed(f"{queue.describe()} in use")
+        if if_empty and queue.message_count:
+            raise PreconditionFailed(f"{queue.describe()} not empty")
+        if self.queues.get(queue.name) is queue:
+            del self.queues[queue.name]
+        for exchange in list(self.exchanges.values()):
+            if exchange.unbind_destination(queue):
+                self._maybe_auto_delete(exchange)
+        return queue.delete()
+
+    # ------------------------------------------------------------- bindings
+    def _binding_ends(self, exchange_name: str, destination: Queue | Exchange | None, dest_name: str, dest_kind: str) -> Exchange:
+        self._check_not_default(exchange_name)
+        if dest_kind == "exchange":
+            self._check_not_default(dest_name)
+        exchange = self.exchanges.get(exchange_name)
+        if exchange is None:
+            raise NotFound(f"no {self.describe_exchange(exchange_name)}")
+        if destination is None:
+            if dest_kind == "queue":
+                raise NotFound(f"no {self.describe_queue(dest_name)}")
+            raise NotFound(f"no {self.describe_exchange(dest_name)}")
+        return exchange
+
+    def bind_queue(self, queue_name: str, exchange_name: str, routing_key: str, arguments: dict[str, Any] | None = None, *, owner: Any = None) -> None:
+        arguments = arguments or {}
+        queue = self.queues.get(queue_name)
+        exchange = self._binding_ends(exchange_name, queue, queue_name, "queue")
+        assert queue is not None
+        self.check_exclusive_access(queue, owner)
+        self._validate_binding(exchange, arguments)
+        exchange.bind(queue, routing_key, arguments)
+
+    def unbind_queue(self, queue_name: str, exchange_name: str, routing_key: str, arguments: dict[str, Any] | None = None, *, owner: Any = None) -> None:
+        arguments = arguments or {}
+        queue = self.queues.get(queue_name)
+        exchange = self._binding_ends(exchange_name, queue, queue_name, "queue")
+        assert queue is not None
+        self.check_exclusive_access(queue, owner)
+        if exchange.unbind(queue, routing_key, arguments):
+            self._maybe_auto_delete(exchange)
+
+    def bind_exchange(self, destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None = None) -> None:
+        arguments = arguments or {}
+        exchange = self._binding_ends(source, self.exchanges.get(destination), destination, "exchange")
+        self._validate_binding(exchange, arguments)
+        exchange.bind(self.exchanges[destination], routing_key, arguments)
+
+    def unbind_exchange(self, destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None = None) -> None:
+        arguments = arguments or {}
+        exchange = self._binding_ends(source, self.exchanges.get(destination), destination, "exchange")
+        if exchange.unbind(self.exchanges[destination], routing_key, arguments):
+            self._maybe_auto_delete(exchange)
+
+    @staticmethod
+    def _validate_binding(exchange: Exchange, arguments: dict[str, Any]) -> None:
+        if exchange.type != "headers" or "x-match" not in arguments:
+            return
+        mode = arguments["x-match"]
+        if isinstance(mode, (bytes, bytearray)):
+            mode = bytes(mode).decode("utf-8", "replace")
+        if not isinstance(mode, str):
+            raise PreconditionFailed(
+                f"Invalid x-match field type {value_type_name(mode)} (value {_erl_format(mode)}); expected longstr"
+            )
+        if not valid_x_match(arguments):
+            raise PreconditionFailed(
+                f'Invalid x-match field value <<"{mode}">>; expected all, any, all-with-x, or any-with-x'
+            )
+
+    # -------------------------------------------------------------- routing
+    def route(self, exchange: Exchange, routing_key: str, message: Message) -> list[Queue]:
+        """The queues a message published to ``exchange`` reaches (each once)."""
+        if exchange.name == "":
+            queue = self.queues.get(routing_key)
+            return [queue] if queue is not None else []
+        found = exchange.route(message, routing_key)
+        if not found:
+            return []
+        queues: list[Queue] = []
+        seen_exchanges = {exchange}
+        pending = list(found)
+        seen: set[Any] = set()
+        while pending:
+            dest = pending.pop()
+            if dest in seen:
+                continue
+            seen.add(dest)
+            if isinstance(dest, Queue):
+                queues.append(dest)
+            elif dest not in seen_exchanges:
+                seen_exchanges.add(dest)
+                pending.extend(dest.route(message, routing_key))
+        return queues
