@@ -1,0 +1,108 @@
+"""The ``wiregate`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+import wiregate
+from wiregate.gateway.config import Config
+from wiregate.gateway.listeners import ListenError
+from wiregate.gateway.server import Gateway
+
+logger = logging.getLogger("wiregate.gateway")
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``wiregate`` command line.
+
+    ``wiregate serve`` prints exactly one line to stdout once every listener
+    accepts, e.g. ``wiregate 0.1.0 ready amqp=127.0.0.1:5672,[::1]:5672
+    http=127.0.0.1:15672,[::1]:15672``, and logs to stderr.  SIGINT or
+    SIGTERM shut it down gracefully.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when
+            ``None``.
+
+    Returns:
+        The exit status: 0 after a clean shutdown (or ``--version``), 1 when
+        a listener cannot be opened, 2 for a usage error.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse exits for --version, --help and usage errors.
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        return 2
+    config = Config(
+        host=args.host,
+        amqp_port=args.amqp_port,
+        kafka_port=args.kafka_port,
+        http_port=args.http_port,
+        data_dir=args.data_dir,
+        log_level=args.log_level,
+    )
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if config.data_dir is not None:
+        logger.warning("--data-dir %s accepted, but persistence is not implemented yet: state stays in memory", config.data_dir)
+    return trio.run(_serve_until_signal, config)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wiregate",
+        description="One server speaking AMQP 0-9-1 and the Kafka wire protocol over one core engine.",
+    )
+    parser.add_argument("--version", action="version", version=f"wiregate {wiregate.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the server until SIGINT or SIGTERM")
+    serve.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on (default: 127.0.0.1 and ::1; 0.0.0.0 or :: for all)",
+    )
+    serve.add_argument("--amqp-port", type=_port, default=5672, help="AMQP port, 0 = any (default: %(default)s)")
+    serve.add_argument("--kafka-port", type=_port, default=9092, help="Kafka port, 0 = any (default: %(default)s)")
+    serve.add_argument("--http-port", type=_port, default=15672, help="HTTP API port, 0 = any (default: %(default)s)")
+    serve.add_argument("--data-dir", type=Path, default=None, help="directory for durable state (not implemented yet)")
+    serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="(default: %(default)s)")
+    return parser
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {port}")
+    return port
+
+
+async def _serve_until_signal(config: Config) -> int:
+    gateway = Gateway(config)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            try:
+                addresses = await nursery.start(gateway.run)
+            except ListenError as exc:
+                logger.error("%s", exc)
+                return 1
+            print(f"wiregate {wiregate.__version__} ready {addresses.describe()}", flush=True)
+            async for signum in signals:
+                logger.info("received %s", signal.Signals(signum).name)
+                gateway.shutdown()
+                break
+    return 0

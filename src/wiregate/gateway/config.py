@@ -1,0 +1,43 @@
+"""Settings of one wiregate server process."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """What a :class:`~wiregate.gateway.Gateway` listens on and how it behaves.
+
+    Attributes:
+        host: Address or host name to listen on.  ``None`` or ``"localhost"``
+            means both loopback addresses, ``127.0.0.1`` and ``::1``, on one
+            shared port number per protocol.  ``"0.0.0.0"`` and ``"::"`` are
+            allowed.
+        amqp_port: AMQP 0-9-1 port; 0 lets the kernel pick.
+        kafka_port: Kafka port; 0 lets the kernel pick.  Only used once
+            :mod:`wiregate.kafka_wire` provides a ``KafkaConnection``.
+        http_port: Port of the small HTTP API (health, overview); 0 lets the
+            kernel pick.
+        data_dir: Directory for durable state.  Accepted and stored; the
+            server keeps everything in memory until persistence exists.
+        log_level: Name of a :mod:`logging` level, e.g. ``"info"``.
+        advertised_host: Host name Kafka clients are told to connect to;
+            ``None`` means the listening address.
+        handshake_timeout: Seconds a client has from TCP connect to a
+            completed AMQP ``connection.open`` (RabbitMQ's
+            ``handshake_timeout``, also 10 s there).
+        shutdown_grace: Seconds a graceful shutdown waits for clients to
+            acknowledge ``connection.close`` before dropping them.
+    """
+
+    host: str | None = None
+    amqp_port: int = 5672
+    kafka_port: int = 9092
+    http_port: int = 15672
+    data_dir: Path | None = None
+    log_level: str = "info"
+    advertised_host: str | None = None
+    handshake_timeout: float = 10.0
+    shutdown_grace: float = 1.0

@@ -1,0 +1,249 @@
+"""The tasks that carry one client connection between a socket and a sans-IO protocol object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import trio
+
+logger = logging.getLogger("wiregate.gateway")
+
+# Big reads let the protocol layer parse every complete frame per wake-up.
+_RECEIVE_SIZE = 65536
+
+
+class SansIOConnection(Protocol):
+    """What the gateway needs from a protocol connection (``wiregate.amqp.AMQPConnection``).
+
+    AMQP connections also have ``handshake_done``, ``heartbeat``,
+    ``heartbeat_frame()`` and ``shutdown()``; the handler uses them when
+    present, so a protocol without handshake deadline or heartbeats (Kafka)
+    needs only the members below.
+    """
+
+    closed: bool
+
+    def receive_data(self, data: bytes) -> None: ...
+
+    def data_to_send(self) -> bytes: ...
+
+    def connection_lost(self) -> None: ...
+
+
+ConnectionFactory = Callable[..., SansIOConnection]
+
+
+def format_peer(stream: trio.SocketStream) -> str:
+    """Return the client's address as ``host:port`` (``[host]:port`` for IPv6).
+
+    Args:
+        stream: An accepted TCP stream.
+
+    Returns:
+        The text used in logs and given to the protocol layer as ``peer``.
+    """
+    host, port = stream.socket.getpeername()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ConnectionHandler:
+    """Runs one client connection until either side closes it.
+
+    Three tasks share the socket: a reader feeding ``receive_data``, the
+    only writer (woken by the reader, by ``on_wake`` from core code running
+    in other connections' tasks, and by the heartbeat timer; each wake-up
+    drains all pending output into one ``send_all``), and a watchdog for
+    the handshake deadline and heartbeats.  A client that sends faster than
+    it reads keeps being read, so it cannot deadlock against its own
+    deliveries.
+
+    Args:
+        stream: The accepted socket stream; the handler closes it.
+        protocol: Short protocol name for logs (``"amqp"``, ``"kafka"``).
+        factory: Called as ``factory(broker, peer=..., on_wake=...)`` to
+            create the sans-IO connection.
+        broker: The core broker handed to ``factory``.
+        handshake_timeout: Seconds until the handshake must be done, or
+            ``None`` when the protocol has no handshake.
+    """
+
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        *,
+        protocol: str,
+        factory: ConnectionFactory,
+        broker: object,
+        handshake_timeout: float | None,
+    ) -> None:
+        self.stream = stream
+        self.protocol = protocol
+        self.peer = format_peer(stream)
+        self.done = trio.Event()
+        self._factory = factory
+        self._broker = broker
+        self._handshake_timeout = handshake_timeout
+        self._conn: SansIOConnection | None = None
+        self._wake = trio.Event()
+        self._handshake_done = trio.Event()
+        self._heartbeat_due = False
+        self._peer_gone = False
+        self._cancel_scope = trio.CancelScope()
+        now = trio.current_time()
+        self._last_received = now
+        self._last_sent = now
+
+    async def run(self) -> None:
+        """Serve the connection, then release it.
+
+        Never raises an ``Exception``: a failure closes this connection only,
+        with one log line.  On every way out, including cancellation, the
+        protocol's ``connection_lost()`` is called exactly once (when the
+        protocol object was created) and the socket is closed.
+        """
+        logger.info("accepted %s connection from %s", self.protocol, self.peer)
+        try:
+            with self._cancel_scope:
+                self._conn = self._factory(self._broker, peer=self.peer, on_wake=self._on_wake)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read_loop)
+                    nursery.start_soon(self._write_loop)
+                    nursery.start_soon(self._watchdog)
+        except Exception as exc:
+            _log_failure(self.protocol, self.peer, exc)
+        finally:
+            try:
+                if self._conn is not None:
+                    self._conn.connection_lost()
+            except Exception as exc:
+                _log_failure(self.protocol, self.peer, exc)
+            finally:
+                await trio.aclose_forcefully(self.stream)
+                self.done.set()
+                logger.info("closed %s connection from %s", self.protocol, self.peer)
+
+    def shutdown(self) -> None:
+        """Ask the client to go away (AMQP ``connection.close`` 320).
+
+        The connection ends when the client answers, or when the gateway
+        cancels it.  Protocols without a polite close are dropped at once.
+        """
+        shutdown = getattr(self._conn, "shutdown", None)
+        if shutdown is None:
+            self._cancel_scope.cancel()
+            return
+        try:
+            shutdown()
+        except Exception as exc:
+            _log_failure(self.protocol, self.peer, exc)
+            self._cancel_scope.cancel()
+            return
+        self._on_wake()
+
+    def _on_wake(self) -> None:
+        # Called synchronously, possibly from another connection's task:
+        # only signal, never await.
+        self._wake.set()
+
+    async def _read_loop(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        check_handshake = self._handshake_timeout is not None
+        while True:
+            try:
+                data = await self.stream.receive_some(_RECEIVE_SIZE)
+            except trio.BrokenResourceError:
+                # A reset by the peer ends the connection like an EOF does.
+                data = b""
+            self._last_received = trio.current_time()
+            conn.receive_data(data)
+            if check_handshake and getattr(conn, "handshake_done", False):
+                self._handshake_done.set()
+                check_handshake = False
+            self._on_wake()
+            if not data:
+                self._peer_gone = True
+                return
+            if conn.closed:
+                return
+
+    async def _write_loop(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        while True:
+            await self._wake.wait()
+            # A fresh event: wake-ups arriving during send_all are kept.
+            self._wake = trio.Event()
+            await self._flush(conn)
+            if conn.closed or self._peer_gone:
+                # Output queued while the last send was in progress.
+                await self._flush(conn)
+                self._cancel_scope.cancel()
+                return
+
+    async def _flush(self, conn: SansIOConnection) -> None:
+        data = conn.data_to_send()
+        if not data and self._heartbeat_due:
+            data = conn.heartbeat_frame()  # type: ignore[attr-defined]
+        self._heartbeat_due = False
+        if data:
+            try:
+                await self.stream.send_all(data)
+            except trio.BrokenResourceError:
+                self._peer_gone = True
+                self._cancel_scope.cancel()
+                return
+            self._last_sent = trio.current_time()
+
+    async def _watchdog(self) -> None:
+        if self._handshake_timeout is None:
+            return
+        with trio.move_on_after(self._handshake_timeout):
+            await self._handshake_done.wait()
+        if not self._handshake_done.is_set():
+            logger.warning(
+                "%s connection from %s: handshake not completed within %g s, closing",
+                self.protocol,
+                self.peer,
+                self._handshake_timeout,
+            )
+            self._cancel_scope.cancel()
+            return
+        heartbeat = getattr(self._conn, "heartbeat", 0)
+        if heartbeat > 0:
+            await self._heartbeat_loop(heartbeat)
+
+    async def _heartbeat_loop(self, heartbeat: float) -> None:
+        # Like RabbitMQ: send a heartbeat after heartbeat/2 s without output;
+        # declare the peer dead after 2 heartbeat intervals without input.
+        interval = heartbeat / 2
+        next_beat = self._last_sent + interval
+        while True:
+            await trio.sleep_until(min(next_beat, self._last_received + 2 * heartbeat))
+            now = trio.current_time()
+            if now >= self._last_received + 2 * heartbeat:
+                logger.warning(
+                    "%s connection from %s: missed heartbeats from client, timeout: %g s",
+                    self.protocol,
+                    self.peer,
+                    heartbeat,
+                )
+                self._cancel_scope.cancel()
+                return
+            if now >= next_beat:
+                if now - self._last_sent >= interval:
+                    self._heartbeat_due = True
+                    self._on_wake()
+                    next_beat = now + interval
+                else:
+                    next_beat = self._last_sent + interval
+
+
+def _log_failure(protocol: str, peer: str, exc: BaseException) -> None:
+    # Tasks fail inside a nursery, so the interesting error is in a group.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    logger.error("%s connection from %s failed: %s: %s", protocol, peer, type(exc).__name__, exc)
+    logger.debug("traceback of the failure above", exc_info=exc)

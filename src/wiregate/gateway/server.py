@@ -1,0 +1,257 @@
+"""The Trio server: listeners, one task set per connection, graceful shutdown."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+
+import trio
+
+from wiregate import kafka_wire
+from wiregate.core import Broker
+from wiregate.gateway.config import Config
+from wiregate.gateway.connection import ConnectionFactory, ConnectionHandler
+from wiregate.gateway.http import serve_http
+from wiregate.gateway.listeners import format_endpoint, open_listeners
+
+logger = logging.getLogger("wiregate.gateway")
+
+Endpoint = tuple[str, int]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Addresses:
+    """Where a running gateway accepts connections.
+
+    Attributes:
+        amqp: ``(host, port)`` of the first AMQP listener.
+        http: ``(host, port)`` of the first HTTP listener.
+        kafka: ``(host, port)`` of the first Kafka listener, ``None`` while
+            the Kafka wire protocol is not available.
+        bound: Every listening ``(host, port)`` per protocol name; all
+            listeners of one protocol share the port number.
+    """
+
+    amqp: Endpoint
+    http: Endpoint
+    kafka: Endpoint | None
+    bound: dict[str, tuple[Endpoint, ...]]
+
+    def describe(self) -> str:
+        """Return ``amqp=host:port,... http=...`` as printed in the ready line.
+
+        Returns:
+            One space-separated ``protocol=endpoints`` item per protocol.
+        """
+        return " ".join(
+            f"{protocol}=" + ",".join(format_endpoint(endpoint) for endpoint in endpoints)
+            for protocol, endpoints in self.bound.items()
+        )
+
+
+def kafka_connection_class() -> ConnectionFactory | None:
+    """Return ``wiregate.kafka_wire.KafkaConnection`` if it exists yet.
+
+    Returns:
+        The class, or ``None`` when the Kafka wire protocol is not available.
+    """
+    return getattr(kafka_wire, "KafkaConnection", None)
+
+
+class Gateway:
+    """One server: AMQP, HTTP and (when available) Kafka listeners over one broker.
+
+    Typical use from Trio::
+
+        gateway = Gateway(Config(amqp_port=0, http_port=0))
+        addresses = await nursery.start(gateway.run)
+        ...
+        gateway.shutdown()   # run() returns once clients are gone
+
+    Args:
+        config: What to listen on.
+        broker: The core broker to serve; a new ``wiregate.core.Broker``
+            when ``None``.
+
+    Attributes:
+        config: The configuration given.
+        broker: The core broker.
+        addresses: Where the gateway listens; ``None`` until ready.
+        ready: True from the moment every listener accepts until shutdown.
+    """
+
+    def __init__(self, config: Config, broker: object | None = None) -> None:
+        if broker is None:
+            broker = Broker()
+        self.config = config
+        self.broker = broker
+        self.addresses: Addresses | None = None
+        self.ready = False
+        self._handlers: set[ConnectionHandler] = set()
+        self._shutdown_requested = trio.Event()
+
+    @property
+    def listeners(self) -> list[tuple[str, str, int]]:
+        """``(protocol, host, port)`` of every listener; empty before ready."""
+        if self.addresses is None:
+            return []
+        return [
+            (protocol, host, port)
+            for protocol, endpoints in self.addresses.bound.items()
+            for host, port in endpoints
+        ]
+
+    @property
+    def connection_count(self) -> dict[str, int]:
+        """Open client connections per protocol (HTTP not counted)."""
+        counts = dict.fromkeys(self.addresses.bound if self.addresses else (), 0)
+        counts.pop("http", None)
+        for handler in self._handlers:
+            counts[handler.protocol] = counts.get(handler.protocol, 0) + 1
+        return counts
+
+    async def run(self, *, task_status: trio.TaskStatus[Addresses] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and serve until :meth:`shutdown` completes or the task is cancelled.
+
+        Every listener is accepting before ``task_status.started(addresses)``
+        is called, so a reported port is a ready port.  Cancellation drops all
+        connections at once (each still gets ``connection_lost()``).
+
+        Args:
+            task_status: Receives the :class:`Addresses` when ready.
+
+        Raises:
+            wiregate.gateway.ListenError: A listener could not be opened (e.g.
+                the port is in use); nothing is left listening.
+        """
+        config = self.config
+        amqp_factory = _amqp_connection_class()
+        kafka_factory = kafka_connection_class()
+        listeners = {"amqp": await open_listeners(config.host, config.amqp_port)}
+        try:
+            if kafka_factory is not None:
+                listeners["kafka"] = await open_listeners(config.host, config.kafka_port)
+            else:
+                logger.info("Kafka wire protocol not available yet; not listening on port %d", config.kafka_port)
+            listeners["http"] = await open_listeners(config.host, config.http_port)
+        except BaseException:
+            for group in listeners.values():
+                for listener in group:
+                    listener.socket.close()
+            raise
+        bound = {
+            protocol: tuple(listener.socket.getsockname()[:2] for listener in group)
+            for protocol, group in listeners.items()
+        }
+        handlers = {
+            "amqp": functools.partial(
+                self._serve_connection,
+                protocol="amqp",
+                factory=amqp_factory,
+                handshake_timeout=config.handshake_timeout,
+            ),
+            "http": functools.partial(serve_http, source=self),
+        }
+        if kafka_factory is not None:
+            handlers["kafka"] = functools.partial(
+                self._serve_connection, protocol="kafka", factory=kafka_factory, handshake_timeout=None
+            )
+        async with trio.open_nursery() as connections:
+            with trio.CancelScope() as accepting:
+                async with trio.open_nursery() as acceptors:
+                    for protocol, group in listeners.items():
+                        await acceptors.start(
+                            functools.partial(trio.serve_listeners, handler_nursery=connections),
+                            handlers[protocol],
+                            group,
+                        )
+                    self.addresses = Addresses(
+                        amqp=bound["amqp"][0],
+                        http=bound["http"][0],
+                        kafka=bound["kafka"][0] if "kafka" in bound else None,
+                        bound=bound,
+                    )
+                    self.ready = True
+                    logger.info("ready %s", self.addresses.describe())
+                    task_status.started(self.addresses)
+                    await self._shutdown_requested.wait()
+                    # Stop accepting first so that no connection slips in
+                    # after the others were told to leave.
+                    self.ready = False
+                    accepting.cancel()
+            await self._close_connections()
+            connections.cancel_scope.cancel()
+        logger.info("stopped")
+
+    def shutdown(self) -> None:
+        """Start a graceful shutdown; :meth:`run` returns when it is done.
+
+        Listeners close at once, every AMQP client is sent
+        ``connection.close`` 320 (CONNECTION_FORCED) and given
+        ``config.shutdown_grace`` seconds to answer; whatever remains is then
+        dropped.  Must be called from the gateway's Trio thread; calling it
+        again has no further effect.
+        """
+        if not self._shutdown_requested.is_set():
+            logger.info("shutting down")
+        self._shutdown_requested.set()
+
+    async def _close_connections(self) -> None:
+        handlers = list(self._handlers)
+        for handler in handlers:
+            handler.shutdown()
+        with trio.move_on_after(self.config.shutdown_grace):
+            for handler in handlers:
+                await handler.done.wait()
+
+    async def _serve_connection(
+        self,
+        stream: trio.SocketStream,
+        *,
+        protocol: str,
+        factory: ConnectionFactory,
+        handshake_timeout: float | None,
+    ) -> None:
+        # trio's SocketStream enables TCP_NODELAY on every accepted socket.
+        handler = ConnectionHandler(
+            stream,
+            protocol=protocol,
+            factory=factory,
+            broker=self.broker,
+            handshake_timeout=handshake_timeout,
+        )
+        self._handlers.add(handler)
+        try:
+            await handler.run()
+        finally:
+            self._handlers.discard(handler)
+
+
+def _amqp_connection_class() -> ConnectionFactory:
+    from wiregate.amqp import AMQPConnection
+
+    return AMQPConnection
+
+
+async def serve(
+    config: Config,
+    *,
+    broker: object | None = None,
+    task_status: trio.TaskStatus[Addresses] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a :class:`Gateway` until cancelled.
+
+    For a graceful shutdown (AMQP clients see ``connection.close`` 320), use
+    :class:`Gateway` and its :meth:`Gateway.shutdown` instead.
+
+    Args:
+        config: What to listen on.
+        broker: The core broker to serve; a new one when ``None``.
+        task_status: Receives the :class:`Addresses` once every listener
+            accepts.
+
+    Raises:
+        wiregate.gateway.ListenError: A listener could not be opened.
+    """
+    await Gateway(config, broker).run(task_status=task_status)

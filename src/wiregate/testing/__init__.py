@@ -1,0 +1,254 @@
+"""Run a wiregate server inside a test process.
+
+::
+
+    import pika
+    import wiregate.testing
+
+    def test_publish():
+        with wiregate.testing.Server() as srv:
+            connection = pika.BlockingConnection(pika.URLParameters(srv.amqp_url))
+            ...
+
+The server runs its own Trio loop in a background thread, on ports the
+kernel picks (127.0.0.1 by default), so tests can run in parallel and any
+client library, blocking or async, can connect.  Starting and stopping take
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import trio
+
+from wiregate.core import Broker
+from wiregate.gateway import Addresses, Config, Gateway
+from wiregate.gateway.listeners import format_endpoint
+
+__all__ = ["Server", "server"]
+
+T = TypeVar("T")
+
+
+class Server:
+    """A wiregate server in a background thread, usable as a context manager.
+
+    Args:
+        host: Address to listen on; ``None`` means both ``127.0.0.1`` and
+            ``::1``.
+        amqp_port: AMQP port, 0 (the default) lets the kernel pick.
+        kafka_port: Kafka port, 0 lets the kernel pick.
+        http_port: HTTP API port, 0 lets the kernel pick.
+        broker: The core broker to serve; a new one when ``None``.  It
+            outlives :meth:`stop`, so a restarted server keeps its state.
+        data_dir: Passed on to :class:`~wiregate.gateway.Config`.
+        handshake_timeout: Seconds a client has to finish the AMQP handshake.
+        shutdown_grace: Seconds :meth:`stop` waits for clients to answer
+            ``connection.close``.
+
+    Attributes:
+        config: The :class:`~wiregate.gateway.Config` the server runs with.
+        broker: The core broker.  It belongs to the server's thread: read it
+            freely between client operations, but change it through
+            :meth:`call`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str | None = "127.0.0.1",
+        amqp_port: int = 0,
+        kafka_port: int = 0,
+        http_port: int = 0,
+        broker: Broker | None = None,
+        data_dir: Path | None = None,
+        handshake_timeout: float = 10.0,
+        shutdown_grace: float = 1.0,
+    ) -> None:
+        self.config = Config(
+            host=host,
+            amqp_port=amqp_port,
+            kafka_port=kafka_port,
+            http_port=http_port,
+            data_dir=data_dir,
+            handshake_timeout=handshake_timeout,
+            shutdown_grace=shutdown_grace,
+        )
+        self.broker = broker if broker is not None else Broker()
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._gateway: Gateway | None = None
+        self._addresses: Addresses | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> Server:
+        """Start listening; return once every listener accepts.
+
+        Returns:
+            The server itself, for chaining.
+
+        Raises:
+            RuntimeError: The server is already running.
+            wiregate.gateway.ListenError: A port could not be opened.
+        """
+        if self._thread is not None:
+            raise RuntimeError("wiregate server is already running")
+        self._error = None
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="wiregate-server", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if self._addresses is None:
+            self._thread.join()
+            self._thread = None
+            error, self._error = self._error, None
+            assert error is not None
+            raise error
+        return self
+
+    def stop(self) -> None:
+        """Shut down gracefully and wait for the server thread to end.
+
+        AMQP clients receive ``connection.close`` 320 and get
+        ``shutdown_grace`` seconds to answer.  Does nothing when the server
+        is not running.
+
+        Raises:
+            BaseException: Whatever made the server fail while it ran.
+        """
+        thread = self._thread
+        if thread is None:
+            return
+        gateway = self._gateway
+        assert gateway is not None
+        try:
+            trio.from_thread.run_sync(gateway.shutdown, trio_token=self._token)
+        except trio.RunFinishedError:
+            pass  # The loop already ended (it failed); the error is re-raised below.
+        thread.join()
+        self._thread = None
+        self._gateway = None
+        self._addresses = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a synchronous function in the server's thread and return its result.
+
+        Use it to change the broker while clients are connected, so that
+        they are woken the same way as by another client.
+
+        Args:
+            fn: The function, e.g. a broker method.
+            *args: Its positional arguments.
+
+        Returns:
+            What ``fn`` returned.
+
+        Raises:
+            RuntimeError: The server is not running.
+            Exception: Whatever ``fn`` raised.
+        """
+        if self._thread is None:
+            raise RuntimeError("wiregate server is not running")
+        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+
+    @property
+    def addresses(self) -> Addresses:
+        """Every listening address.
+
+        Raises:
+            RuntimeError: The server is not running.
+        """
+        if self._addresses is None:
+            raise RuntimeError("wiregate server is not running")
+        return self._addresses
+
+    @property
+    def host(self) -> str:
+        """The address clients should connect to, e.g. ``"127.0.0.1"``."""
+        return self.addresses.amqp[0]
+
+    @property
+    def amqp_port(self) -> int:
+        """The AMQP port."""
+        return self.addresses.amqp[1]
+
+    @property
+    def amqp_url(self) -> str:
+        """A URL for AMQP clients: ``amqp://guest:guest@127.0.0.1:PORT/%2F``."""
+        return f"amqp://guest:guest@{format_endpoint(self.addresses.amqp)}/%2F"
+
+    @property
+    def kafka_bootstrap(self) -> str | None:
+        """``host:port`` for Kafka clients; ``None`` while Kafka is not available."""
+        kafka = self.addresses.kafka
+        return None if kafka is None else format_endpoint(kafka)
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the HTTP API, e.g. ``http://127.0.0.1:PORT``."""
+        return f"http://{format_endpoint(self.addresses.http)}"
+
+    def __enter__(self) -> Server:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.addresses.describe() if self._addresses is not None else "stopped"
+        return f"<wiregate.testing.Server {where}>"
+
+    def _run(self, ready: threading.Event) -> None:
+        try:
+            trio.run(self._main, ready)
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            ready.set()
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        gateway = Gateway(self.config, self.broker)
+        async with trio.open_nursery() as nursery:
+            try:
+                addresses = await nursery.start(gateway.run)
+            except Exception as exc:
+                # Reported bare by start(), not wrapped in a group.
+                self._error = exc
+                return
+            self._gateway = gateway
+            self._addresses = addresses
+            ready.set()
+
+
+def server(**kwargs: Any) -> Server:
+    """Create and start a :class:`Server`.
+
+    ``with wiregate.testing.server() as srv:`` stops it on exit; otherwise
+    call :meth:`Server.stop`.
+
+    Args:
+        **kwargs: Arguments of :class:`Server`.
+
+    Returns:
+        The running server.
+
+    Raises:
+        wiregate.gateway.ListenError: A port could not be opened.
+    """
+    return Server(**kwargs).start()
