@@ -1,0 +1,601 @@
+"""One AMQP channel: its methods, content assembly, consumers, unacked
+deliveries, publisher confirms and transactions.
+
+Methods raise ``AMQPError``; the connection turns a soft one into
+channel.close and a hard one into connection.close.  Semantics and texts
+follow RabbitMQ 3.10's ``rabbit_channel``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+from typing import TYPE_CHECKING, Any, Callable
+
+from pamqp import commands
+
+from wiregate.core import CoreError, Entry, Message, Queue
+
+from . import wire
+from .properties import PropertyBlock
+from .replies import (
+    NOT_FOUND,
+    NOT_IMPLEMENTED,
+    NOT_ALLOWED,
+    PRECONDITION_FAILED,
+    ACCESS_REFUSED,
+    COMMAND_INVALID,
+    NO_ROUTE,
+    AMQPError,
+    channel_error,
+    connection_error,
+)
+
+if TYPE_CHECKING:
+    from .connection import AMQPConnection
+
+_publish_head = struct.Struct(">H")
+_ack_args = struct.Struct(">QB")
+_content_header = struct.Struct(">HHQ")
+
+#: RabbitMQ's default max_message_size (3.10): 128 MiB
+MAX_MESSAGE_SIZE = 134217728
+
+
+def _generated_tag() -> str:
+    return "amq.ctag-" + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
+class ChannelConsumer:
+    """A basic.consume subscription; the core calls it to deliver."""
+
+    __slots__ = ("channel", "tag", "queue", "ack_required", "exclusive", "prefetch", "unacked", "arguments", "_tag_frame")
+
+    def __init__(self, channel: "Channel", tag: str, queue: Queue, *, ack_required: bool, exclusive: bool, prefetch: int, arguments: dict[str, Any]) -> None:
+        self.channel = channel
+        self.tag = tag
+        self.queue = queue
+        self.ack_required = ack_required
+        self.exclusive = exclusive
+        self.prefetch = prefetch
+        self.unacked = 0
+        self.arguments = arguments
+        self._tag_frame = wire.shortstr(tag)
+
+    def has_credit(self) -> bool:
+        if not self.ack_required:
+            return True
+        if self.prefetch and self.unacked >= self.prefetch:
+            return False
+        channel = self.channel
+        return not channel.global_prefetch or channel.consumer_unacked < channel.global_prefetch
+
+    def deliver(self, queue: Queue, entry: Entry) -> None:
+        channel = self.channel
+        channel.next_tag += 1
+        tag = channel.next_tag
+        if self.ack_required:
+            channel.unacked[tag] = (queue, entry, self)
+            self.unacked += 1
+            channel.consumer_unacked += 1
+        message = entry.message
+        block: PropertyBlock = message.properties
+        conn = channel.conn
+        head = wire.basic_deliver_head(channel.number, self._tag_frame, tag, entry.redelivered, block.exchange_rk(message))
+        conn.send_parts([head, *wire.content(channel.number, len(message.body), block.raw, message.body, conn.frame_max)])
+
+    def cancelled_by_server(self, queue: Queue) -> None:
+        channel = self.channel
+        channel.consumers.pop(self.tag, None)
+        if channel.state == "open" and channel.conn.capabilities.get("consumer_cancel_notify"):
+            channel.conn.send(wire.basic_cancel(channel.number, self.tag))
+
+
+class Channel:
+    """State of one open channel."""
+
+    def __init__(self, conn: "AMQPConnection", number: int) -> None:
+        self.conn = conn
+        self.number = number
+        self.state = "open"  # open | closing
+        self.consumers: dict[str, ChannelConsumer] = {}
+        #: delivery tag -> (queue, entry, consumer or None for basic.get)
+        self.unacked: dict[int, tuple[Queue, Entry, ChannelConsumer | None]] = {}
+        self.next_tag = 0
+        self.prefetch = 0
+        self.global_prefetch = 0
+        self.consumer_unacked = 0
+        self.confirm = False
+        self.publish_seq = 0
+        self.tx: list[tuple[str, Any]] | None = None
+        self.last_queue: str | None = None
+        # content assembly
+        self._publish: tuple[str, str, bool] | None = None
+        self._publish_index = wire.BASIC_PUBLISH
+        self._expect = "method"  # method | header | body
+        self._remaining = 0
+        self._properties: bytes = b""
+        self._chunks: list[bytes] = []
+        self._handlers: dict[int, Callable[[Any], None]] = {
+            wire.index(20, 10): self._channel_open,
+            wire.CHANNEL_FLOW: self._channel_flow,
+            wire.index(40, 10): self._exchange_declare,
+            wire.index(40, 20): self._exchange_delete,
+            wire.index(40, 30): self._exchange_bind,
+            wire.index(40, 40): self._exchange_unbind,
+            wire.index(50, 10): self._queue_declare,
+            wire.index(50, 20): self._queue_bind,
+            wire.index(50, 30): self._queue_purge,
+            wire.index(50, 40): self._queue_delete,
+            wire.index(50, 50): self._queue_unbind,
+            wire.index(60, 10): self._basic_qos,
+            wire.index(60, 20): self._basic_consume,
+            wire.index(60, 30): self._basic_cancel,
+            wire.index(60, 70): self._basic_get,
+            wire.index(60, 90): self._basic_reject,
+            wire.index(60, 100): self._basic_recover_async,
+            wire.index(60, 110): self._basic_recover,
+            wire.BASIC_NACK: self._basic_nack,
+            wire.index(90, 10): self._tx_select,
+            wire.index(90, 20): self._tx_commit,
+            wire.index(90, 30): self._tx_rollback,
+            wire.index(85, 10): self._confirm_select,
+        }
+
+    @property
+    def vhost(self):
+        return self.conn.vhost
+
+    def reply(self, method_index: int, args: bytes = b"") -> None:
+        self.conn.send(wire.method(self.number, method_index, args))
+
+    # ------------------------------------------------------------ frames
+    def handle_method(self, method_index: int, payload: bytes) -> None:
+        if self.state == "closing":
+            # RabbitMQ ignores everything but close/close-ok on a closing channel
+            if method_index == wire.CHANNEL_CLOSE_OK:
+                self.conn.release_channel(self.number)
+            elif method_index == wire.CHANNEL_CLOSE:
+                self.reply(wire.CHANNEL_CLOSE_OK)
+            return
+        if self._expect != "method":
+            what = "content header for class 60" if self._expect == "header" else "content body"
+            detail = f"expected {what}, got non content {'header' if self._expect == 'header' else 'body'} frame instead"
+            raise connection_error(505, detail, self._publish_index)
+        if method_index == wire.BASIC_PUBLISH:
+            self._basic_publish(payload)
+            return
+        if method_index == wire.BASIC_ACK:
+            if len(payload) < 13:
+                raise connection_error(501, "cannot decode basic.ack", method_index)
+            tag, bits = _ack_args.unpack_from(payload, 4)
+            self._ack(tag, bool(bits & 1), method_index)
+            return
+        if method_index == wire.CHANNEL_CLOSE:
+            self.conn.close_channel_by_client(self)
+            return
+        if method_index == wire.CHANNEL_CLOSE_OK:
+            return
+        handler = self._handlers.get(method_index)
+        frame = self.conn.decode_method(method_index, payload)
+        if handler is None:
+            raise connection_error(COMMAND_INVALID, "unimplemented method", method_index)
+        try:
+            handler(frame)
+        except CoreError as error:
+            raise AMQPError.from_core(error, method_index) from None
+
+    def handle_header(self, payload: bytes) -> None:
+        if self.state == "closing":
+            return
+        if self._expect != "header":
+            if self._expect == "method":
+                raise connection_error(505, "expected method frame, got non method frame instead", 0)
+            raise connection_error(505, "expected content body, got non content body frame instead", self._publish_index)
+        if len(payload) < 14:
+            raise connection_error(501, "cannot decode content header", self._publish_index)
+        class_id, _weight, body_size = _content_header.unpack_from(payload, 0)
+        if class_id != 60:
+            raise connection_error(505, f"expected content header for class 60, got one for class {class_id} instead", self._publish_index)
+        if body_size > MAX_MESSAGE_SIZE:
+            self._expect = "method"
+            self._publish = None
+            raise channel_error(
+                PRECONDITION_FAILED,
+                f"message size {body_size} is larger than configured max size {MAX_MESSAGE_SIZE}",
+                self._publish_index,
+            )
+        self._properties = payload[12:]
+        self._remaining = body_size
+        self._chunks = []
+        if body_size == 0:
+            self._complete_publish()
+        else:
+            self._expect = "body"
+
+    def handle_body(self, payload: bytes) -> None:
+        if self.state == "closing":
+            return
+        if self._expect != "body":
+            if self._expect == "method":
+                raise connection_error(505, "expected method frame, got non method frame instead", 0)
+            raise connection_error(505, "expected content header for class 60, got non content header frame instead", self._publish_index)
+        self._remaining -= len(payload)
+        if self._remaining < 0:
+            raise connection_error(501, "content body larger than the size its header announced", self._publish_index)
+        self._chunks.append(payload)
+        if self._remaining == 0:
+            self._complete_publish()
+
+    # ------------------------------------------------------------ publish
+    def _basic_publish(self, payload: bytes) -> None:
+        try:
+            pos = 6  # index (4) + ticket (2)
+            n = payload[pos]
+            exchange = payload[pos + 1 : pos + 1 + n].decode("utf-8")
+            pos += 1 + n
+            n = payload[pos]
+            routing_key = payload[pos + 1 : pos + 1 + n].decode("utf-8")
+            pos += 1 + n
+            bits = payload[pos]
+        except (IndexError, UnicodeDecodeError):
+            raise connection_error(501, "cannot decode basic.publish", wire.BASIC_PUBLISH) from None
+        if bits & 2:
+            # RabbitMQ 3.x dropped `immediate`
+            raise connection_error(NOT_IMPLEMENTED, "immediate=true", wire.BASIC_PUBLISH)
+        self._publish = (exchange, routing_key, bool(bits & 1))
+        self._expect = "header"
+
+    def _complete_publish(self) -> None:
+        exchange_name, routing_key, mandatory = self._publish  # type: ignore[misc]
+        chunks = self._chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._chunks = []
+        self._publish = None
+        self._expect = "method"
+        block = PropertyBlock(self._properties)
+        vhost = self.vhost
+        exchange = vhost.exchanges.get(exchange_name)
+        if exchange is None:
+            raise channel_error(NOT_FOUND, f"no exchange '{exchange_name}' in vhost '{vhost.name}'", wire.BASIC_PUBLISH)
+        if exchange.internal:
+            raise channel_error(ACCESS_REFUSED, f"cannot publish to internal exchange '{exchange_name}' in vhost '{vhost.name}'", wire.BASIC_PUBLISH)
+        if block.has_user_id:
+            user_id = block.decode().user_id
+            if user_id != self.conn.user:
+                raise channel_error(
+                    PRECONDITION_FAILED,
+                    f"user_id property set to '{user_id}' but authenticated user was '{self.conn.user}'",
+                    wire.BASIC_PUBLISH,
+                )
+        message = Message(exchange_name, routing_key, body, block, persistent=block.persistent, decode_headers=block.headers)
+        if self.confirm:
+            self.publish_seq += 1
+        if self.tx is not None:
+            self.tx.append(("publish", (exchange, routing_key, mandatory, message)))
+            return
+        self._route(exchange, routing_key, mandatory, message)
+        if self.confirm:
+            self.conn.send(wire.basic_ack(self.number, self.publish_seq, False))
+
+    def _route(self, exchange: Any, routing_key: str, mandatory: bool, message: Message) -> None:
+        queues = self.vhost.route(exchange, routing_key, message)
+        if queues:
+            for queue in queues:
+                queue.enqueue(message)
+        elif mandatory:
+            block: PropertyBlock = message.properties
+            self.conn.send_parts(
+                [
+                    wire.basic_return_head(self.number, NO_ROUTE, "NO_ROUTE", message.exchange, routing_key),
+                    *wire.content(self.number, len(message.body), block.raw, message.body, self.conn.frame_max),
+                ]
+            )
+
+    # ---------------------------------------------------------------- acks
+    def _take_acked(self, tag: int, multiple: bool, method_index: int) -> list[tuple[int, tuple[Queue, Entry, ChannelConsumer | None]]]:
+        unacked = self.unacked
+        if multiple and tag == 0:
+            taken = list(unacked.items())
+            unacked.clear()
+            return taken
+        if tag not in unacked:
+            raise channel_error(PRECONDITION_FAILED, f"unknown delivery tag {tag}", method_index)
+        if not multiple:
+            return [(tag, unacked.pop(tag))]
+        taken = []
+        for t in list(unacked):
+            if t > tag:
+                break
+            taken.append((t, unacked.pop(t)))
+        return taken
+
+    def _ack(self, tag: int, multiple: bool, method_index: int) -> None:
+        taken = self._take_acked(tag, multiple, method_index)
+        if self.tx is not None:
+            self.tx.append(("ack", taken))
+            return
+        self._settle(taken)
+
+    def _release_credit(self, taken: list) -> bool:
+        freed = False
+        for _tag, (_queue, _entry, consumer) in taken:
+            if consumer is not None:
+                consumer.unacked -= 1
+                self.consumer_unacked -= 1
+                freed = True
+        return freed
+
+    def _settle(self, taken: list) -> None:
+        by_queue: dict[Queue, int] = {}
+        for _tag, (queue, _entry, _consumer) in taken:
+            by_queue[queue] = by_queue.get(queue, 0) + 1
+        for queue, count in by_queue.items():
+            queue.settle(count)
+        if self._release_credit(taken):
+            self._redispatch()
+
+    def _requeue(self, taken: list) -> None:
+        self._release_credit(taken)
+        by_queue: dict[Queue, list[Entry]] = {}
+        for _tag, (queue, entry, _consumer) in taken:
+            by_queue.setdefault(queue, []).append(entry)
+        for queue, entries in by_queue.items():
+            queue.requeue(entries)
+        self._redispatch()
+
+    def _redispatch(self) -> None:
+        for queue in {c.queue for c in self.consumers.values()}:
+            if queue.ready:
+                queue.dispatch()
+
+    def _reject_taken(self, taken: list, requeue: bool) -> None:
+        if requeue:
+            self._requeue(taken)
+        else:
+            self._settle(taken)
+
+    def _basic_reject(self, frame: commands.Basic.Reject) -> None:
+        taken = self._take_acked(frame.delivery_tag, False, wire.index(60, 90))
+        if self.tx is not None:
+            self.tx.append(("reject", (taken, frame.requeue)))
+            return
+        self._reject_taken(taken, frame.requeue)
+
+    def _basic_nack(self, frame: commands.Basic.Nack) -> None:
+        taken = self._take_acked(frame.delivery_tag, frame.multiple, wire.BASIC_NACK)
+        if self.tx is not None:
+            self.tx.append(("reject", (taken, frame.requeue)))
+            return
+        self._reject_taken(taken, frame.requeue)
+
+    def _basic_recover(self, frame: commands.Basic.Recover) -> None:
+        self._recover(frame.requeue, wire.index(60, 110))
+        self.reply(wire.BASIC_RECOVER_OK)
+
+    def _basic_recover_async(self, frame: commands.Basic.RecoverAsync) -> None:
+        self._recover(frame.requeue, wire.index(60, 100))
+
+    def _recover(self, requeue: bool, method_index: int) -> None:
+        if not requeue:
+            raise connection_error(NOT_IMPLEMENTED, "requeue=false", method_index)
+        taken = list(self.unacked.items())
+        self.unacked.clear()
+        self._requeue(taken)
+
+    # ---------------------------------------------------------------- channel
+    def _channel_open(self, frame: Any) -> None:
+        raise connection_error(504, "second 'channel.open' seen", wire.index(20, 10))
+
+    def _channel_flow(self, frame: commands.Channel.Flow) -> None:
+        if not frame.active:
+            raise connection_error(NOT_IMPLEMENTED, "active=false", wire.CHANNEL_FLOW)
+        self.reply(wire.CHANNEL_FLOW_OK, b"\x01")
+
+    def release(self) -> None:
+        """Cancel every consumer and requeue every unacked delivery."""
+        consumers = list(self.consumers.values())
+        self.consumers.clear()
+        for consumer in consumers:
+            consumer.queue.remove_consumer(consumer)
+        taken = list(self.unacked.items())
+        self.unacked.clear()
+        if taken:
+            self._requeue(taken)
+        self.tx = None
+        self._expect = "method"
+        self._chunks = []
+
+    # ------------------------------------------------------------ exchanges
+    def _exchange_declare(self, frame: commands.Exchange.Declare) -> None:
+        self.vhost.declare_exchange(
+            frame.exchange,
+            frame.exchange_type,
+            passive=frame.passive,
+            durable=frame.durable,
+            auto_delete=frame.auto_delete,
+            internal=frame.internal,
+            arguments=frame.arguments,
+        )
+        if not frame.nowait:
+            self.reply(wire.EXCHANGE_DECLARE_OK)
+
+    def _exchange_delete(self, frame: commands.Exchange.Delete) -> None:
+        self.vhost.delete_exchange(frame.exchange, if_unused=frame.if_unused)
+        if not frame.nowait:
+            self.reply(wire.EXCHANGE_DELETE_OK)
+
+    def _exchange_bind(self, frame: commands.Exchange.Bind) -> None:
+        self.vhost.bind_exchange(frame.destination, frame.source, frame.routing_key, frame.arguments)
+        if not frame.nowait:
+            self.reply(wire.EXCHANGE_BIND_OK)
+
+    def _exchange_unbind(self, frame: commands.Exchange.Unbind) -> None:
+        self.vhost.unbind_exchange(frame.destination, frame.source, frame.routing_key, frame.arguments)
+        if not frame.nowait:
+            self.reply(wire.EXCHANGE_UNBIND_OK)
+
+    # --------------------------------------------------------------- queues
+    def _queue_name(self, name: str, method_index: int) -> str:
+        """RabbitMQ's shortcut: an empty name means the last queue declared here."""
+        if name:
+            return name
+        if self.last_queue is None:
+            raise channel_error(NOT_FOUND, "no previously declared queue", method_index)
+        return self.last_queue
+
+    def _queue_declare(self, frame: commands.Queue.Declare) -> None:
+        queue = self.vhost.declare_queue(
+            frame.queue,
+            owner=self.conn,
+            passive=frame.passive,
+            durable=frame.durable,
+            exclusive=frame.exclusive,
+            auto_delete=frame.auto_delete,
+            arguments=frame.arguments,
+        )
+        self.last_queue = queue.name
+        if not frame.nowait:
+            self.conn.send(wire.queue_declare_ok(self.number, queue.name, queue.message_count, queue.consumer_count))
+
+    def _queue_bind(self, frame: commands.Queue.Bind) -> None:
+        name = self._queue_name(frame.queue, wire.index(50, 20))
+        routing_key = frame.routing_key
+        if not frame.queue and not routing_key:
+            routing_key = name
+        self.vhost.bind_queue(name, frame.exchange, routing_key, frame.arguments, owner=self.conn)
+        if not frame.nowait:
+            self.reply(wire.QUEUE_BIND_OK)
+
+    def _queue_unbind(self, frame: commands.Queue.Unbind) -> None:
+        name = self._queue_name(frame.queue, wire.index(50, 50))
+        routing_key = frame.routing_key
+        if not frame.queue and not routing_key:
+            routing_key = name
+        self.vhost.unbind_queue(name, frame.exchange, routing_key, frame.arguments, owner=self.conn)
+        self.reply(wire.QUEUE_UNBIND_OK)
+
+    def _queue_purge(self, frame: commands.Queue.Purge) -> None:
+        name = self._queue_name(frame.queue, wire.index(50, 30))
+        count = self.vhost.get_queue(name, self.conn).purge()
+        if not frame.nowait:
+            self.conn.send(wire.count_reply(self.number, wire.QUEUE_PURGE_OK, count))
+
+    def _queue_delete(self, frame: commands.Queue.Delete) -> None:
+        name = self._queue_name(frame.queue, wire.index(50, 40))
+        vhost = self.vhost
+        queue = vhost.queues.get(name)
+        count = 0
+        if queue is not None:
+            vhost.check_exclusive_access(queue, self.conn)
+            count = vhost.delete_queue(queue, if_unused=frame.if_unused, if_empty=frame.if_empty)
+        if not frame.nowait:
+            self.conn.send(wire.count_reply(self.number, wire.QUEUE_DELETE_OK, count))
+
+    # ---------------------------------------------------------------- basic
+    def _basic_qos(self, frame: commands.Basic.Qos) -> None:
+        if frame.prefetch_size:
+            raise connection_error(NOT_IMPLEMENTED, f"prefetch_size!=0 ({frame.prefetch_size})", wire.index(60, 10))
+        if frame.global_:
+            self.global_prefetch = frame.prefetch_count
+        else:
+            self.prefetch = frame.prefetch_count
+        self.reply(wire.BASIC_QOS_OK)
+        self._redispatch()
+
+    def _basic_consume(self, frame: commands.Basic.Consume) -> None:
+        method_index = wire.index(60, 20)
+        name = self._queue_name(frame.queue, method_index)
+        queue = self.vhost.get_queue(name, self.conn)
+        tag = frame.consumer_tag or _generated_tag()
+        if tag in self.consumers:
+            raise connection_error(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", method_index)
+        queue.check_can_consume(frame.exclusive)
+        consumer = ChannelConsumer(
+            self,
+            tag,
+            queue,
+            ack_required=not frame.no_ack,
+            exclusive=frame.exclusive,
+            prefetch=self.prefetch,
+            arguments=frame.arguments or {},
+        )
+        self.consumers[tag] = consumer
+        if not frame.nowait:
+            self.conn.send(wire.tag_reply(self.number, wire.BASIC_CONSUME_OK, tag))
+        queue.add_consumer(consumer)
+
+    def _basic_cancel(self, frame: commands.Basic.Cancel) -> None:
+        consumer = self.consumers.pop(frame.consumer_tag, None)
+        if not frame.nowait:
+            self.conn.send(wire.tag_reply(self.number, wire.BASIC_CANCEL_OK, frame.consumer_tag))
+        if consumer is not None:
+            consumer.queue.remove_consumer(consumer)
+
+    def _basic_get(self, frame: commands.Basic.Get) -> None:
+        name = self._queue_name(frame.queue, wire.index(60, 70))
+        queue = self.vhost.get_queue(name, self.conn)
+        entry = queue.take(ack_required=not frame.no_ack)
+        if entry is None:
+            self.conn.send(wire.basic_get_empty(self.number))
+            return
+        self.next_tag += 1
+        tag = self.next_tag
+        if not frame.no_ack:
+            self.unacked[tag] = (queue, entry, None)
+        message = entry.message
+        block: PropertyBlock = message.properties
+        self.conn.send_parts(
+            [
+                wire.basic_get_ok_head(self.number, tag, entry.redelivered, message.exchange, message.routing_key, len(queue.ready)),
+                *wire.content(self.number, len(message.body), block.raw, message.body, self.conn.frame_max),
+            ]
+        )
+
+    # ------------------------------------------------------------- tx/confirm
+    def _tx_select(self, frame: Any) -> None:
+        if self.confirm:
+            raise channel_error(PRECONDITION_FAILED, "cannot switch from confirm to tx mode", wire.index(90, 10))
+        if self.tx is None:
+            self.tx = []
+        self.reply(wire.TX_SELECT_OK)
+
+    def _tx_commit(self, frame: Any) -> None:
+        if self.tx is None:
+            raise channel_error(PRECONDITION_FAILED, "channel is not transactional", wire.index(90, 20))
+        pending, self.tx = self.tx, []
+        acks = []
+        for kind, item in pending:
+            if kind == "publish":
+                exchange, routing_key, mandatory, message = item
+                self._route(exchange, routing_key, mandatory, message)
+            else:
+                acks.append((kind, item))
+        for kind, item in acks:
+            if kind == "ack":
+                self._settle(item)
+            else:
+                taken, requeue = item
+                self._reject_taken(taken, requeue)
+        self.reply(wire.TX_COMMIT_OK)
+
+    def _tx_rollback(self, frame: Any) -> None:
+        if self.tx is None:
+            raise channel_error(PRECONDITION_FAILED, "channel is not transactional", wire.index(90, 30))
+        pending, self.tx = self.tx, []
+        restored = dict(self.unacked)
+        for kind, item in pending:
+            if kind == "ack":
+                restored.update(item)
+            elif kind == "reject":
+                restored.update(item[0])
+        self.unacked = dict(sorted(restored.items()))
+        self.reply(wire.TX_ROLLBACK_OK)
+
+    def _confirm_select(self, frame: commands.Confirm.Select) -> None:
+        if self.tx is not None:
+            raise channel_error(PRECONDITION_FAILED, "cannot switch from tx to confirm mode", wire.index(85, 10))
+        self.confirm = True
+        if not frame.nowait:
+            self.reply(wire.CONFIRM_SELECT_OK)

@@ -1,0 +1,411 @@
+"""The AMQP 0-9-1 connection: a sans-IO state machine in the style of h11.
+
+Bytes go in through ``receive_data``; replies, deliveries and closes come
+out of ``data_to_send``.  Core calls happen inside.  Nothing here touches a
+socket or a clock: the gateway owns those (heartbeat timers, deadlines).
+When another connection's activity produces output for this one (a
+delivery), ``on_wake`` is called so the gateway knows to flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import Any, Callable
+
+from pamqp import commands, decode as pamqp_decode
+
+import wiregate
+from wiregate.core import Broker, CoreError
+
+from . import wire
+from .channel import Channel
+from .replies import (
+    ACCESS_REFUSED,
+    CHANNEL_ERROR,
+    COMMAND_INVALID,
+    CONNECTION_FORCED,
+    FRAME_ERROR,
+    NOT_ALLOWED,
+    SHUTDOWN_TEXT,
+    UNEXPECTED_FRAME,
+    AMQPError,
+    connection_error,
+)
+
+log = logging.getLogger("wiregate.amqp")
+
+SERVER_CHANNEL_MAX = 2047
+SERVER_FRAME_MAX = 131072
+SERVER_HEARTBEAT = 60
+CHANNEL_MIN = 1
+
+#: RabbitMQ 3.10's capabilities table, all nine of them
+CAPABILITIES = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "connection.blocked": True,
+    "consumer_priorities": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+    "direct_reply_to": True,
+}
+
+_frame_head = struct.Struct(">BHI")
+_u32 = struct.Struct(">I")
+
+# accepted protocol headers (RabbitMQ also takes 0-9 and the 0-9-1 variant
+# some old clients send); anything else is answered with ours, then closed
+_ACCEPTED_HEADERS = (wire.PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09", b"AMQP\x01\x01\x09\x01")
+
+
+def server_properties() -> dict[str, Any]:
+    return {
+        "capabilities": dict(CAPABILITIES),
+        "cluster_name": "wiregate",
+        "copyright": "wiregate contributors",
+        "information": f"wiregate {wiregate.__version__}: AMQP 0-9-1 as RabbitMQ 3.10 speaks it",
+        "platform": "Python/Trio",
+        "product": "RabbitMQ",
+        "version": "3.10.8",
+    }
+
+
+class AMQPConnection:
+    """One client connection.
+
+    Args:
+        broker: the shared core engine.
+        peer: the client's address, for logs.
+        on_wake: called when output appears outside ``receive_data``.
+    """
+
+    def __init__(self, broker: Broker, *, peer: str = "", on_wake: Callable[[], None] | None = None, name: str = "") -> None:
+        self.broker = broker
+        self.peer = peer
+        self.name = name or peer
+        self.on_wake = on_wake or (lambda: None)
+        self.frame_max = SERVER_FRAME_MAX
+        self.channel_max = SERVER_CHANNEL_MAX
+        self.heartbeat = 0
+        self.channels: dict[int, Channel] = {}
+        self.capabilities: dict[str, Any] = {}
+        self.client_properties: dict[str, Any] = {}
+        self.user: str | None = None
+        self.vhost: Any = None
+        self.closed = False
+        self.handshake_done = False
+        self._state = "header"  # header start_ok tune_ok open opened closing
+        self._buf = bytearray()
+        self._out: list[bytes] = []
+        self._in_receive = False
+        self._released = False
+
+    # ---------------------------------------------------------------- I/O
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the socket; ``b""`` means the peer closed."""
+        if self.closed:
+            return
+        if not data:
+            self.connection_lost()
+            return
+        self._buf += data
+        self._in_receive = True
+        try:
+            self._process()
+        except AMQPError as error:
+            self._fail(error)
+        except Exception:  # a bug must cost one connection, not the server
+            log.exception("internal error on AMQP connection %s", self.name)
+            self._fail(connection_error(541, "INTERNAL_ERROR"))
+        finally:
+            self._in_receive = False
+
+    def data_to_send(self) -> bytes:
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return b"".join(out)
+
+    def send(self, data: bytes) -> None:
+        if not self._out and not self._in_receive:
+            self._out.append(data)
+            self.on_wake()
+        else:
+            self._out.append(data)
+
+    def send_parts(self, parts: list[bytes]) -> None:
+        wake = not self._out and not self._in_receive
+        self._out.extend(parts)
+        if wake:
+            self.on_wake()
+
+    def heartbeat_frame(self) -> bytes:
+        return wire.HEARTBEAT_FRAME
+
+    def shutdown(self, reply_code: int = CONNECTION_FORCED, reply_text: str = SHUTDOWN_TEXT) -> None:
+        """Begin a server-initiated close (broker shutdown)."""
+        if self.closed:
+            return
+        if self._state != "opened":
+            self._release()
+            self.closed = True
+            return
+        self._release()
+        self._state = "closing"
+        self.send(wire.close(0, reply_code, reply_text, 0))
+
+    def connection_lost(self) -> None:
+        """The socket is gone: release every resource this connection held."""
+        self._release()
+        self.closed = True
+
+    # ------------------------------------------------------------ framing
+    def _process(self) -> None:
+        buf = self._buf
+        if self._state == "header":
+            if len(buf) < 8:
+                return
+            header = bytes(buf[:8])
+            del buf[:8]
+            if header not in _ACCEPTED_HEADERS:
+                log.info("connection %s: bad protocol header %r, answering with ours", self.name, header)
+                self._out.append(wire.PROTOCOL_HEADER)
+                self.closed = True
+                return
+            self._out.append(wire.connection_start(server_properties(), "PLAIN AMQPLAIN", "en_US"))
+            self._state = "start_ok"
+        pos = 0
+        end = len(buf)
+        limit = self.frame_max
+        try:
+            while not self.closed and end - pos >= 7:
+                frame_type, channel, size = _frame_head.unpack_from(buf, pos)
+                # RabbitMQ's own bound: payload > frame_max (it allows an 8-byte fudge)
+                if size > limit:
+                    raise connection_error(
+                        FRAME_ERROR,
+                        f"type {frame_type}, first 16 octets = {bytes(buf[pos:pos + 16])!r}: "
+                        f"{{frame_too_large,{size},{limit - wire.FRAME_OVERHEAD}}}",
+                    )
+                frame_end = pos + 7 + size
+                if end <= frame_end:
+                    break
+                if buf[frame_end] != wire.FRAME_END:
+                    raise connection_error(FRAME_ERROR, f"type {frame_type}: {{invalid_frame_end_marker,{buf[frame_end]}}}")
+                payload = bytes(buf[pos + 7 : frame_end])
+                pos = frame_end + 1
+                self._frame(frame_type, channel, payload)
+        finally:
+            del buf[:pos]
+
+    def _frame(self, frame_type: int, channel_number: int, payload: bytes) -> None:
+        if self._state == "closing":
+            # after our connection.close only close/close-ok matter
+            if frame_type == wire.FRAME_METHOD and channel_number == 0 and len(payload) >= 4:
+                index = _u32.unpack_from(payload)[0]
+                if index == wire.CONNECTION_CLOSE_OK:
+                    self.closed = True
+                elif index == wire.CONNECTION_CLOSE:
+                    self._out.append(wire.method(0, wire.CONNECTION_CLOSE_OK))
+                    self.closed = True
+            return
+        if frame_type == wire.FRAME_METHOD:
+            if len(payload) < 4:
+                raise connection_error(FRAME_ERROR, "method frame too short")
+            index = _u32.unpack_from(payload)[0]
+            if channel_number == 0:
+                self._connection_method(index, payload)
+                return
+            if self._state != "opened":
+                raise connection_error(CHANNEL_ERROR, f"unexpected method in connection state {self._state}", index)
+            channel = self.channels.get(channel_number)
+            if channel is None:
+                self._open_channel(channel_number, index)
+                return
+            try:
+                channel.handle_method(index, payload)
+            except AMQPError as error:
+                self._channel_failed(channel, error)
+        elif frame_type == wire.FRAME_HEADER or frame_type == wire.FRAME_BODY:
+            if channel_number == 0 or self._state != "opened":
+                raise connection_error(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+            channel = self.channels.get(channel_number)
+            if channel is None:
+                raise connection_error(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+            try:
+                if frame_type == wire.FRAME_HEADER:
+                    channel.handle_header(payload)
+                else:
+                    channel.handle_body(payload)
+            except AMQPError as error:
+                self._channel_failed(channel, error)
+        elif frame_type == wire.FRAME_HEARTBEAT:
+            if channel_number != 0:
+                raise connection_error(FRAME_ERROR, f"heartbeat frame on channel {channel_number}")
+        else:
+            raise connection_error(FRAME_ERROR, f"type {frame_type}, channel {channel_number}: unknown frame type")
+
+    def decode_method(self, index: int, payload: bytes) -> Any:
+        cls = commands.INDEX_MAPPING.get(index)
+        if cls is None:
+            raise connection_error(COMMAND_INVALID, f"unknown method {index >> 16}.{index & 0xFFFF}", index)
+        frame = cls()
+        try:
+            frame.unmarshal(payload[4:])
+        except Exception:
+            raise connection_error(FRAME_ERROR, f"cannot decode {cls.name}", index) from None
+        return frame
+
+    # ------------------------------------------------------------ channels
+    def _open_channel(self, number: int, index: int) -> None:
+        if index != wire.CHANNEL_OPEN:
+            raise connection_error(CHANNEL_ERROR, "expected 'channel.open'", index)
+        if number > self.channel_max:
+            raise connection_error(
+                NOT_ALLOWED,
+                f"number of channels opened ({len(self.channels)}) has reached the negotiated channel_max ({self.channel_max})",
+                index,
+            )
+        self.channels[number] = Channel(self, number)
+        self._out.append(wire.method(number, wire.CHANNEL_OPEN_OK, b"\x00\x00\x00\x00"))
+
+    def release_channel(self, number: int) -> None:
+        self.channels.pop(number, None)
+
+    def close_channel_by_client(self, channel: Channel) -> None:
+        channel.release()
+        self.channels.pop(channel.number, None)
+        self._out.append(wire.method(channel.number, wire.CHANNEL_CLOSE_OK))
+
+    def _channel_failed(self, channel: Channel, error: AMQPError) -> None:
+        if error.hard:
+            raise error
+        log.info("connection %s channel %d: %s", self.name, channel.number, error.text)
+        channel.release()
+        channel.state = "closing"
+        self.send(wire.close(channel.number, error.code, error.text, error.method_index))
+
+    # ---------------------------------------------------------- connection
+    def _fail(self, error: AMQPError) -> None:
+        """A hard error: connection.close with the code, drop everything else."""
+        log.warning("connection %s closed: %d %s", self.name, error.code, error.text)
+        self._release()
+        if self._state in ("header", "start_ok") and error.code != ACCESS_REFUSED:
+            self.closed = True
+            return
+        self._state = "closing"
+        self._out.append(wire.close(0, error.code, error.text, error.method_index))
+
+    def _release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        for channel in list(self.channels.values()):
+            channel.release()
+        self.channels.clear()
+        if self.vhost is not None:
+            for queue in [q for q in self.vhost.queues.values() if q.owner is self]:
+                self.vhost.delete_queue(queue)
+        self.broker.connections.discard(self)
+
+    def _connection_method(self, index: int, payload: bytes) -> None:
+        state = self._state
+        if state == "start_ok":
+            if index != wire.CONNECTION_START_OK:
+                raise connection_error(CHANNEL_ERROR, "unexpected method in connection state starting", index)
+            self._start_ok(self.decode_method(index, payload))
+        elif state == "tune_ok":
+            if index == wire.CONNECTION_SECURE_OK:
+                raise connection_error(CHANNEL_ERROR, "unexpected method in connection state tuning", index)
+            if index != wire.CONNECTION_TUNE_OK:
+                raise connection_error(CHANNEL_ERROR, "unexpected method in connection state tuning", index)
+            self._tune_ok(self.decode_method(index, payload))
+        elif state == "open":
+            if index != wire.CONNECTION_OPEN:
+                raise connection_error(CHANNEL_ERROR, "unexpected method in connection state opening", index)
+            self._open(self.decode_method(index, payload))
+        elif index == wire.CONNECTION_CLOSE:
+            self._release()
+            self._out.append(wire.method(0, wire.CONNECTION_CLOSE_OK))
+            self.closed = True
+        elif index == wire.CONNECTION_CLOSE_OK:
+            self.closed = True
+        elif index == wire.CONNECTION_UPDATE_SECRET:
+            self.decode_method(index, payload)
+            self._out.append(wire.method(0, wire.CONNECTION_UPDATE_SECRET_OK))
+        elif index in (wire.CONNECTION_BLOCKED, wire.CONNECTION_UNBLOCKED):
+            return
+        else:
+            self.decode_method(index, payload)
+            raise connection_error(COMMAND_INVALID, "unimplemented method", index)
+
+    def _start_ok(self, frame: commands.Connection.StartOk) -> None:
+        self.client_properties = frame.client_properties or {}
+        caps = self.client_properties.get("capabilities")
+        self.capabilities = caps if isinstance(caps, dict) else {}
+        mechanism = frame.mechanism
+        response = frame.response
+        raw = response.encode("utf-8") if isinstance(response, str) else bytes(response or b"")
+        if mechanism == "PLAIN":
+            parts = raw.split(b"\x00")
+            username, password = (parts[1], parts[2]) if len(parts) == 3 else (b"", b"")
+        elif mechanism == "AMQPLAIN":
+            try:
+                _, table = pamqp_decode.field_table(_u32.pack(len(raw)) + raw)
+            except ValueError:
+                table = {}
+            username, password = table.get("LOGIN", b""), table.get("PASSWORD", b"")
+        else:
+            raise connection_error(COMMAND_INVALID, f"unknown authentication mechanism '{mechanism}'", wire.CONNECTION_START_OK)
+        user = username.decode("utf-8", "replace") if isinstance(username, (bytes, bytearray)) else str(username)
+        secret = password.decode("utf-8", "replace") if isinstance(password, (bytes, bytearray)) else str(password)
+        if not self.broker.authenticate(user, secret):
+            log.warning("connection %s: login refused for user '%s' (%s)", self.name, user, mechanism)
+            if self.capabilities.get("authentication_failure_close"):
+                raise connection_error(
+                    ACCESS_REFUSED,
+                    f"Login was refused using authentication mechanism {mechanism}. For details see the broker logfile.",
+                )
+            self.closed = True
+            return
+        self.user = user
+        self._state = "tune_ok"
+        self._out.append(wire.connection_tune(SERVER_CHANNEL_MAX, SERVER_FRAME_MAX, SERVER_HEARTBEAT))
+
+    def _tune_ok(self, frame: commands.Connection.TuneOk) -> None:
+        self._negotiate("frame_max", wire.FRAME_MIN_SIZE, SERVER_FRAME_MAX, frame.frame_max)
+        self._negotiate("channel_max", CHANNEL_MIN, SERVER_CHANNEL_MAX, frame.channel_max)
+        self.frame_max = frame.frame_max
+        self.channel_max = frame.channel_max
+        self.heartbeat = frame.heartbeat
+        self._state = "open"
+
+    @staticmethod
+    def _negotiate(field: str, minimum: int, maximum: int, value: int) -> None:
+        detail = " (no limit)" if field == "channel_max" and value == 0 else ""
+        if value != 0 and value < minimum:
+            raise connection_error(
+                NOT_ALLOWED,
+                f"negotiated {field} = {value}{detail} is lower than the minimum allowed value ({minimum})",
+                wire.CONNECTION_TUNE,
+            )
+        if value == 0 or value > maximum:
+            raise connection_error(
+                NOT_ALLOWED,
+                f"negotiated {field} = {value}{detail} is higher than the maximum allowed value ({maximum})",
+                wire.CONNECTION_TUNE,
+            )
+
+    def _open(self, frame: commands.Connection.Open) -> None:
+        vhost = self.broker.vhosts.get(frame.virtual_host)
+        if vhost is None:
+            raise connection_error(NOT_ALLOWED, f"vhost {frame.virtual_host} not found", wire.CONNECTION_OPEN)
+        self.vhost = vhost
+        self._state = "opened"
+        self.handshake_done = True
+        self.broker.connections.add(self)
+        self._out.append(wire.method(0, wire.CONNECTION_OPEN_OK, b"\x00"))
