@@ -9,6 +9,7 @@ import logging
 import trio
 
 from wiregate import kafka_wire
+from wiregate.amqp import AMQPConnection
 from wiregate.core import Broker
 from wiregate.gateway.config import Config
 from wiregate.gateway.connection import ConnectionFactory, ConnectionHandler
@@ -126,7 +127,6 @@ class Gateway:
                 the port is in use); nothing is left listening.
         """
         config = self.config
-        amqp_factory = _amqp_connection_class()
         kafka_factory = kafka_connection_class()
         listeners = {"amqp": await open_listeners(config.host, config.amqp_port)}
         try:
@@ -148,7 +148,7 @@ class Gateway:
             "amqp": functools.partial(
                 self._serve_connection,
                 protocol="amqp",
-                factory=amqp_factory,
+                factory=AMQPConnection,
                 handshake_timeout=config.handshake_timeout,
             ),
             "http": functools.partial(serve_http, source=self),
@@ -226,12 +226,6 @@ class Gateway:
             await handler.run()
         finally:
             self._handlers.discard(handler)
-
-
-def _amqp_connection_class() -> ConnectionFactory:
-    from wiregate.amqp import AMQPConnection
-
-    return AMQPConnection
 
 
 async def serve(
