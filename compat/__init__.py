@@ -1,0 +1,1 @@
+"""Differential compat oracle: the same pika scenarios against RabbitMQ and wiregate."""
