@@ -21,11 +21,13 @@ from pathlib import Path
 import pika
 import pika.exceptions
 import pytest
+import trio
 from pamqp import commands, frame, heartbeat
 
 import wiregate
 import wiregate.kafka_wire
 import wiregate.testing
+from wiregate.gateway import Config, serve
 from wiregate.gateway.server import kafka_connection_class
 
 READY_LINE = re.compile(rb"^wiregate (\S+) ready (.+)\n$")
@@ -98,7 +100,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+def serve_process(tmp_path: Path) -> Iterator[ServeProcess]:
     """``wiregate serve`` on kernel-picked ports on both loopback addresses."""
     server = start_serve(tmp_path, "--amqp-port", "0", "--http-port", "0", "--kafka-port", "0")
     yield server
@@ -159,39 +161,39 @@ def test_version_prints_package_version() -> None:
     assert result.stdout == f"wiregate {wiregate.__version__}\n"
 
 
-def test_ready_line_lists_both_loopbacks_on_one_port_per_protocol(serve: ServeProcess) -> None:
-    assert serve.version == wiregate.__version__
+def test_ready_line_lists_both_loopbacks_on_one_port_per_protocol(serve_process: ServeProcess) -> None:
+    assert serve_process.version == wiregate.__version__
     expected = ["amqp", "http"] if kafka_connection_class() is None else ["amqp", "kafka", "http"]
-    assert list(serve.endpoints) == expected
-    for protocol, endpoints in serve.endpoints.items():
+    assert list(serve_process.endpoints) == expected
+    for protocol, endpoints in serve_process.endpoints.items():
         hosts = [host for host, _port in endpoints]
         ports = {port for _host, port in endpoints}
         assert hosts == ["127.0.0.1", "::1"], protocol
         assert len(ports) == 1 and 0 not in ports, protocol
 
 
-def test_health_answers_on_both_loopbacks(serve: ServeProcess) -> None:
+def test_health_answers_on_both_loopbacks(serve_process: ServeProcess) -> None:
     for host in ("127.0.0.1", "::1"):
-        status, headers, body = http_get(host, serve.port("http"), "/api/health")
+        status, headers, body = http_get(host, serve_process.port("http"), "/api/health")
         assert (status, body) == (200, {"status": "ok"})
         assert headers["content-type"] == "application/json"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_closes_clients_with_320_and_exits_0(serve: ServeProcess, signum: int) -> None:
-    clients = [pika_connect(host, serve.port("amqp")) for host in ("127.0.0.1", "::1")]
+def test_signal_closes_clients_with_320_and_exits_0(serve_process: ServeProcess, signum: int) -> None:
+    clients = [pika_connect(host, serve_process.port("amqp")) for host in ("127.0.0.1", "::1")]
     for client in clients:
         client.channel()
     signalled = time.monotonic()
-    serve.proc.send_signal(signum)
+    serve_process.proc.send_signal(signum)
     for client in clients:
         with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
             client.process_data_events(time_limit=5)
         assert closed.value.reply_code == 320
         assert closed.value.reply_text.startswith("CONNECTION_FORCED")
-    assert serve.proc.wait(timeout=5) == 0
+    assert serve_process.proc.wait(timeout=5) == 0
     assert time.monotonic() - signalled < 3
-    assert serve.proc.stdout is not None and serve.proc.stdout.read() == b""
+    assert serve_process.proc.stdout is not None and serve_process.proc.stdout.read() == b""
 
 
 def test_host_option_listens_on_that_address_only(tmp_path: Path) -> None:
@@ -289,6 +291,26 @@ def test_both_loopbacks_share_one_port() -> None:
             connection.close()
 
 
+def test_serve_reports_ready_addresses_to_nursery_start() -> None:
+    async def main() -> bytes:
+        async with trio.open_nursery() as nursery:
+            config = Config(host="127.0.0.1", amqp_port=0, kafka_port=0, http_port=0)
+            addresses = await nursery.start(serve, config)
+            assert addresses.amqp[1] != 0 and addresses.bound["amqp"] == (addresses.amqp,)
+            stream = await trio.open_tcp_stream(*addresses.http)
+            await stream.send_all(b"GET /api/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            response = b""
+            while chunk := await stream.receive_some():
+                response += chunk
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+        return response
+
+    response = trio.run(main)
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert response.endswith(b'{"status": "ok"}\n')
+
+
 # --- misbehaving clients ----------------------------------------------------------
 
 
@@ -326,7 +348,8 @@ def test_silent_client_is_closed_at_the_handshake_deadline(server: wiregate.test
 
 def test_heartbeats_keep_an_idle_client_alive(server: wiregate.testing.Server) -> None:
     connection = pika_connect(server.host, server.amqp_port, heartbeat=1)
-    # pika drops a connection that hears nothing for two heartbeat intervals.
+    # Past two heartbeat intervals: the server must count pika's heartbeats
+    # as traffic (the raw-socket test below checks the server's own).
     connection.sleep(2.5)
     assert_round_trip(connection, "heartbeat")
     connection.close()
