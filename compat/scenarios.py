@@ -50,12 +50,21 @@ def scenario_connection_server_properties(s: Session):
     props = conn._impl.server_properties
     s.rec("keys", sorted(props))
     s.rec("capabilities", typed(props.get("capabilities")))
-    for key in ("product", "version", "platform", "copyright", "information"):
+    for key in ("product", "version"):
         s.rec(key, typed(props.get(key)))
-    s.rec("cluster_name_type", type(props.get("cluster_name")).__name__)
+    s.rec("types", {key: type(value).__name__ for key, value in sorted(props.items())})
     params = conn._impl.params
     s.rec("tuned", {"channel_max": params.channel_max, "frame_max": params.frame_max,
                     "heartbeat": params.heartbeat})
+
+
+@scenario
+def scenario_connection_server_identity(s: Session):
+    """Free-text identity strings (kept apart: an app rarely depends on them)."""
+    props = s.connect()._impl.server_properties
+    for key in ("platform", "copyright", "information"):
+        s.rec(key, props.get(key))
+    s.rec("cluster_name_type", type(props.get("cluster_name")).__name__)
 
 
 @scenario
