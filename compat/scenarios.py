@@ -169,6 +169,57 @@ def scenario_connection_error_closes_all_channels(s: Session):
     s.attempt("use ch1", ch1.queue_declare, s.q("q"))
 
 
+def _frame(kind: int, channel: int, payload: bytes, end: bytes = b"\xce") -> bytes:
+    return struct.pack(">BHI", kind, channel, len(payload)) + payload + end
+
+
+def _method_frame(channel: int, method_obj) -> bytes:
+    return pika.frame.Method(channel, method_obj).marshal()
+
+
+def _protocol_error(s: Session, label: str, build) -> None:
+    """Send ``build(conn)`` raw bytes on a fresh connection; record how it ends."""
+    conn = s.connect()
+    conn.channel()  # channel 1 open
+    conn._impl._output_marshaled_frames([build(conn)])
+    s.pump(conn, lambda: not conn.is_open, timeout=0.3)
+    s.rec(label, "still open" if conn.is_open else "closed")
+    if conn.is_open:
+        s.attempt(f"{label}: then", lambda: conn.channel().exchange_declare("amq.direct", passive=True))
+
+
+@scenario
+def scenario_connection_protocol_errors(s: Session):
+    """Malformed or out-of-order frames: which code, which text, which level."""
+    name = s.q("q")
+    s.connect().channel().queue_declare(name)
+    cases = {
+        "method on unopened channel": lambda c: _method_frame(5, pika.spec.Queue.Declare(queue=name)),
+        "channel.open on open channel": lambda c: _method_frame(1, pika.spec.Channel.Open()),
+        "queue.declare on channel 0": lambda c: _method_frame(0, pika.spec.Queue.Declare(queue=name)),
+        "channel.open above channel_max": lambda c: _method_frame(4000, pika.spec.Channel.Open()),
+        "bad frame end octet": lambda c: _method_frame(1, pika.spec.Basic.Qos())[:-1] + b"\x00",
+        "unknown frame type": lambda c: _frame(9, 1, b"x"),
+        "body without header": lambda c: _frame(3, 1, b"abc"),
+        "header without publish": lambda c: pika.frame.Header(1, 3, B()).marshal(),
+        "unknown method id": lambda c: _frame(1, 1, struct.pack(">HH", 60, 999)),
+        "unknown class id": lambda c: _frame(1, 1, struct.pack(">HH", 99, 10)),
+        "heartbeat on channel 1": lambda c: _frame(8, 1, b""),
+        "frame larger than frame_max": lambda c: _frame(3, 1, b"x" * (c._impl.params.frame_max + 100)),
+        "body longer than declared": lambda c: (
+            _method_frame(1, pika.spec.Basic.Publish(exchange="", routing_key=name))
+            + pika.frame.Header(1, 2, B()).marshal() + _frame(3, 1, b"12345")),
+        "method while expecting content": lambda c: (
+            _method_frame(1, pika.spec.Basic.Publish(exchange="", routing_key=name))
+            + _method_frame(1, pika.spec.Basic.Qos())),
+        "truncated method arguments": lambda c: _frame(1, 1, struct.pack(">HH", 50, 10) + b"\x00"),
+    }
+    for label, build in cases.items():
+        _protocol_error(s, label, build)
+    ch = s.connect().channel()
+    s.rec("messages that reached the queue", [s.get(ch, name, auto_ack=True) for _ in range(2)])
+
+
 # =============================================================================
 # channel
 # =============================================================================
@@ -980,6 +1031,23 @@ def scenario_basic_consume_and_cancel(s: Session):
 
 
 @scenario
+def scenario_basic_get_with_active_consumer(s: Session):
+    conn = s.connect()
+    ch = conn.channel()
+    q = s.q("q")
+    ch.queue_declare(q)
+    got = []
+    ch.basic_qos(prefetch_count=1)
+    ch.basic_consume(q, lambda c, m, p, b: got.append([m.delivery_tag, b.decode()]))
+    for i in range(3):
+        s.send(ch, "", q, f"m{i}")
+    s.pump(conn, lambda: len(got) == 1)
+    s.rec("get beside a blocked consumer", s.get(ch, q))
+    s.rec("consumer got", got)
+    s.attempt("passive", ch.queue_declare, q, passive=True)
+
+
+@scenario
 def scenario_basic_consume_server_generated_tag(s: Session):
     conn = s.connect()
     ch = conn.channel()
@@ -1547,6 +1615,23 @@ def scenario_tx_mandatory_return_on_commit(s: Session):
     s.attempt("commit", ch.tx_commit)
     s.pump(conn, lambda: bool(returned), timeout=1.0)
     s.rec("after commit", returned)
+
+
+@scenario
+def scenario_tx_publish_errors(s: Session):
+    conn = s.connect()
+    ch = conn.channel()
+    q = s.q("q")
+    ch.queue_declare(q)
+    ch.tx_select()
+    s.publish(ch, "", q, b"before-error")
+    s.publish(ch, s.name("missing"), "k", b"to-missing")
+    s.attempt("commit after publish to missing exchange", ch.tx_commit)
+    ch = conn.channel()
+    s.rec("uncommitted publish discarded", s.get(ch, q, auto_ack=True))
+    ch.tx_select()
+    ch.basic_ack(99)
+    s.attempt("commit after unknown ack", ch.tx_commit)
 
 
 @scenario
