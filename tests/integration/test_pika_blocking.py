@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pika
 import pika.compat
@@ -96,13 +96,23 @@ def consume(
         received.append((method, properties, body))
 
     tag = channel.basic_consume(queue, on_message, auto_ack=auto_ack)
-    deadline = time.monotonic() + timeout
-    while len(received) < count and time.monotonic() < deadline:
-        connection.process_data_events(time_limit=0.05)
-    if settle:
-        connection.process_data_events(time_limit=settle)
+    wait_until(connection, lambda: len(received) >= count, timeout)
+    pump(connection, settle)
     channel.basic_cancel(tag)
     return received
+
+
+def pump(connection: pika.BlockingConnection, seconds: float) -> None:
+    """Process events for ``seconds`` (``process_data_events`` alone returns at the first event)."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        connection.process_data_events(time_limit=min(remaining, 0.02))
+
+
+def wait_until(connection: pika.BlockingConnection, condition: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        connection.process_data_events(time_limit=0.02)
 
 
 def bodies(deliveries: list[Delivery]) -> list[bytes]:
@@ -287,13 +297,16 @@ def test_qos_prefetch_limits_unacked_deliveries(
     received: list[Delivery] = []
     channel.basic_consume(queue, lambda _ch, method, properties, body: received.append((method, properties, body)))
 
-    connection.process_data_events(time_limit=0.3)
+    wait_until(connection, lambda: len(received) >= 3)
+    pump(connection, 0.2)
     assert bodies(received) == [b"0", b"1", b"2"]
     channel.basic_ack(received[0][0].delivery_tag)
-    connection.process_data_events(time_limit=0.3)
+    wait_until(connection, lambda: len(received) >= 4)
+    pump(connection, 0.2)
     assert bodies(received) == [b"0", b"1", b"2", b"3"]
     channel.basic_ack(received[3][0].delivery_tag, multiple=True)
-    connection.process_data_events(time_limit=0.3)
+    wait_until(connection, lambda: len(received) >= 7)
+    pump(connection, 0.2)
     assert len(received) == 7
     assert channel.queue_declare(queue, passive=True).method.message_count == 3
 
@@ -405,9 +418,7 @@ def test_returned_message_without_confirms_reaches_on_return_callback(
     returned = []
     channel.add_on_return_callback(lambda _ch, method, properties, body: returned.append((method, body)))
     channel.basic_publish("", f"{unique}.nowhere", b"bounced", mandatory=True)
-    deadline = time.monotonic() + 5
-    while not returned and time.monotonic() < deadline:
-        connection.process_data_events(time_limit=0.05)
+    wait_until(connection, lambda: returned)
     [(method, body)] = returned
     assert (method.reply_code, method.reply_text, body) == (312, "NO_ROUTE", b"bounced")
 
@@ -616,7 +627,7 @@ def test_passive_declare_reports_counts(
     channel.basic_publish("", queue, b"2")
     consumer_channel = connection.channel()
     consumer_channel.basic_consume(queue, lambda *args: None, auto_ack=False)
-    connection.process_data_events(time_limit=0.1)
+    pump(connection, 0.1)
     declared = channel.queue_declare(queue, passive=True).method
     assert (declared.queue, declared.message_count, declared.consumer_count) == (queue, 0, 1)
 
@@ -696,9 +707,7 @@ def test_deleting_the_queue_cancels_its_consumer(
         deleter.channel().queue_delete(queue)
     finally:
         deleter.close()
-    deadline = time.monotonic() + 5
-    while not cancelled and time.monotonic() < deadline:
-        connection.process_data_events(time_limit=0.05)
+    wait_until(connection, lambda: cancelled)
 
     [cancel] = cancelled
     assert cancel.consumer_tag == tag
@@ -935,7 +944,7 @@ def test_dead_lettering_on_reject_adds_x_death(channel: BlockingChannel, cleanup
     channel.basic_reject(method.delivery_tag, requeue=False)
 
     # RabbitMQ dead-letters asynchronously: poll briefly.
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 2
     method, properties, body = channel.basic_get(dead, auto_ack=True)
     while method is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -970,10 +979,10 @@ def test_mandatory_return_in_tx_arrives_on_commit(
     channel.add_on_return_callback(lambda _ch, method, _properties, body: returned.append(body))
     channel.tx_select()
     channel.basic_publish("", f"{unique}.nowhere", b"bounced on commit", mandatory=True)
-    connection.process_data_events(time_limit=0.1)
+    pump(connection, 0.1)
     assert returned == []
     channel.tx_commit()
-    connection.process_data_events(time_limit=0.1)
+    wait_until(connection, lambda: returned)
     assert returned == [b"bounced on commit"]
 
 
@@ -986,7 +995,5 @@ def test_round_robin_between_two_consumers(
     channel.basic_consume(queue, lambda _ch, _m, _p, body: received["b"].append(body), auto_ack=True, consumer_tag="b")
     for i in range(6):
         channel.basic_publish("", queue, str(i).encode())
-    deadline = time.monotonic() + 5
-    while len(received["a"]) + len(received["b"]) < 6 and time.monotonic() < deadline:
-        connection.process_data_events(time_limit=0.05)
+    wait_until(connection, lambda: len(received["a"]) + len(received["b"]) >= 6)
     assert received == {"a": [b"0", b"2", b"4"], "b": [b"1", b"3", b"5"]}
