@@ -46,7 +46,7 @@ Observations = list  # list of [label, value]
 
 SCENARIOS: dict[str, Callable[[str], Observations]] = {}
 
-DEFAULT_TIMEOUT = 20.0
+DEFAULT_TIMEOUT = 10.0
 
 
 # -- values -> JSON ----------------------------------------------------------
@@ -375,9 +375,6 @@ class Session:
         self._exchanges.append(name)
         return name
 
-    def forget_queue(self, name: str) -> None:
-        self._queues.append(name)
-
     # connections
     def params(self, **overrides) -> pika.URLParameters:
         params = pika.URLParameters(self.url)
@@ -476,10 +473,10 @@ class Session:
             out.append(data.decode(errors="replace") if len(data) < 64 else body(data))
         return out
 
-    def pump(self, conn, until: Callable[[], bool], timeout: float = 2.0) -> bool:
+    def pump(self, conn, until: Callable[[], bool], timeout: float = 2.0, label: str = "event error") -> bool:
         """Process events until ``until()`` or timeout; returns ``until()``.
 
-        A broker error raised while waiting is recorded as ``"event error"``.
+        A broker error raised while waiting is recorded under ``label``.
         """
         deadline = time.monotonic() + timeout
         try:
@@ -489,7 +486,7 @@ class Session:
                     return until()
                 conn.process_data_events(time_limit=min(0.01, remaining))
         except Exception as exc:
-            self.obs.append(["event error", error(exc)])
+            self.obs.append([label, error(exc)])
         return until()
 
     def settle(self, conn, seconds: float = 0.05) -> None:

@@ -51,6 +51,19 @@ def diff(expected, actual, expected_name="rabbitmq", actual_name="wiregate") -> 
                                      n=2, lineterm=""))
 
 
+def differing_labels(expected, actual) -> list[str]:
+    """Labels of the observations that differ (or exist on one side only)."""
+    labels = []
+    for index in range(max(len(expected), len(actual))):
+        left = expected[index] if index < len(expected) else None
+        right = actual[index] if index < len(actual) else None
+        if left != right:
+            for side in (left, right):
+                if side is not None and side[0] not in labels:
+                    labels.append(side[0])
+    return labels
+
+
 def compare(name: str, expected, actual, known: dict[str, str]) -> dict:
     """One scenario's verdict as a report entry."""
     lines = diff(expected, actual)
@@ -58,7 +71,8 @@ def compare(name: str, expected, actual, known: dict[str, str]) -> dict:
         status = KNOWN if name in known else DIFFER
     else:
         status = KNOWN_IDENTICAL if name in known else IDENTICAL
-    entry = {"status": status, "diff": lines, "rabbitmq": expected, "wiregate": actual}
+    entry = {"status": status, "labels": differing_labels(expected, actual) if lines else [],
+             "diff": lines, "rabbitmq": expected, "wiregate": actual}
     if name in known:
         entry["reason"] = known[name]
     return entry
@@ -138,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             entry = compare(name, expected, actual, known)
             entry["seconds"] = {"rabbitmq": round(t1 - t0, 3), "wiregate": round(t2 - t1, 3)}
             results[name] = entry
-            print(f"{entry['status']:>10}  {name}", flush=True)
+            labels = f"  [{', '.join(entry['labels'])}]" if entry["labels"] else ""
+            print(f"{entry['status']:>10}  {name}{labels}", flush=True)
             if entry["diff"] and not args.quiet:
                 print("\n".join(f"            {line}" for line in entry["diff"]), flush=True)
     line = summary_line(results)
