@@ -13,12 +13,12 @@ import logging
 import struct
 from typing import Any, Callable
 
-from pamqp import commands, decode as pamqp_decode
+from pamqp import commands
 
 import wiregate
 from wiregate.core import Broker, CoreError
 
-from . import wire
+from . import codec, wire
 from .channel import Channel
 from .replies import (
     ACCESS_REFUSED,
@@ -188,14 +188,17 @@ class AMQPConnection:
                 if size > limit:
                     raise connection_error(
                         FRAME_ERROR,
-                        f"type {frame_type}, first 16 octets = {bytes(buf[pos:pos + 16])!r}: "
-                        f"{{frame_too_large,{size},{limit - wire.FRAME_OVERHEAD}}}",
+                        f"type {frame_type}, all octets = <<>>: {{frame_too_large,{size},{limit - wire.FRAME_OVERHEAD}}}",
                     )
                 frame_end = pos + 7 + size
                 if end <= frame_end:
                     break
                 if buf[frame_end] != wire.FRAME_END:
-                    raise connection_error(FRAME_ERROR, f"type {frame_type}: {{invalid_frame_end_marker,{buf[frame_end]}}}")
+                    raise connection_error(
+                        FRAME_ERROR,
+                        f"type {frame_type}, all octets = {codec.erlang_binary(buf[pos + 7:frame_end])}: "
+                        f"{{invalid_frame_end_marker,{buf[frame_end]}}}",
+                    )
                 payload = bytes(buf[pos + 7 : frame_end])
                 pos = frame_end + 1
                 self._frame(frame_type, channel, payload)
@@ -224,6 +227,12 @@ class AMQPConnection:
                 raise connection_error(CHANNEL_ERROR, f"unexpected method in connection state {self._state}", index)
             channel = self.channels.get(channel_number)
             if channel is None:
+                if index == wire.CHANNEL_CLOSE:
+                    # RabbitMQ answers close on a channel it no longer knows
+                    self._out.append(wire.method(channel_number, wire.CHANNEL_CLOSE_OK))
+                    return
+                if index == wire.CHANNEL_CLOSE_OK:
+                    return
                 self._open_channel(channel_number, index)
                 return
             try:
@@ -245,26 +254,25 @@ class AMQPConnection:
                 self._channel_failed(channel, error)
         elif frame_type == wire.FRAME_HEARTBEAT:
             if channel_number != 0:
-                raise connection_error(FRAME_ERROR, f"heartbeat frame on channel {channel_number}")
+                raise connection_error(UNEXPECTED_FRAME, f"type {frame_type}, all octets = {codec.erlang_binary(payload)}")
         else:
-            raise connection_error(FRAME_ERROR, f"type {frame_type}, channel {channel_number}: unknown frame type")
+            raise connection_error(FRAME_ERROR, f"type {frame_type}, all octets = {codec.erlang_binary(payload)}: unknown_frame")
 
     def decode_method(self, index: int, payload: bytes) -> Any:
-        cls = commands.INDEX_MAPPING.get(index)
-        if cls is None:
+        if codec.method_class(index) is None:
+            # RabbitMQ 3.10 crashes the connection without a close here; we
+            # close it properly (see compat/DIVERGENCES.md)
             raise connection_error(COMMAND_INVALID, f"unknown method {index >> 16}.{index & 0xFFFF}", index)
-        frame = cls()
         try:
-            frame.unmarshal(payload[4:])
-        except Exception:
-            raise connection_error(FRAME_ERROR, f"cannot decode {cls.name}", index) from None
-        return frame
+            return codec.decode_method(index, payload)
+        except codec.DecodeError:
+            raise connection_error(FRAME_ERROR, f"cannot decode {codec.erlang_binary(payload[4:])}", index) from None
 
     # ------------------------------------------------------------ channels
     def _open_channel(self, number: int, index: int) -> None:
         if index != wire.CHANNEL_OPEN:
             raise connection_error(CHANNEL_ERROR, "expected 'channel.open'", index)
-        if number > self.channel_max:
+        if len(self.channels) >= self.channel_max:
             raise connection_error(
                 NOT_ALLOWED,
                 f"number of channels opened ({len(self.channels)}) has reached the negotiated channel_max ({self.channel_max})",
@@ -341,7 +349,7 @@ class AMQPConnection:
             return
         else:
             self.decode_method(index, payload)
-            raise connection_error(COMMAND_INVALID, "unimplemented method", index)
+            raise connection_error(CHANNEL_ERROR, "unexpected method in connection state running", index)
 
     def _start_ok(self, frame: commands.Connection.StartOk) -> None:
         self.client_properties = frame.client_properties or {}
@@ -355,8 +363,8 @@ class AMQPConnection:
             username, password = (parts[1], parts[2]) if len(parts) == 3 else (b"", b"")
         elif mechanism == "AMQPLAIN":
             try:
-                _, table = pamqp_decode.field_table(_u32.pack(len(raw)) + raw)
-            except ValueError:
+                table, _ = codec.decode_table(_u32.pack(len(raw)) + raw, 0)
+            except (codec.DecodeError, IndexError, struct.error):
                 table = {}
             username, password = table.get("LOGIN", b""), table.get("PASSWORD", b"")
         else:

@@ -330,10 +330,13 @@ class VHost:
         exchange.bind(queue, routing_key, arguments)
 
     def unbind_queue(self, queue_name: str, exchange_name: str, routing_key: str, arguments: dict[str, Any] | None = None, *, owner: Any = None) -> None:
+        """queue.unbind; like RabbitMQ 3.10, unbinding what does not exist is not an error."""
         arguments = arguments or {}
+        self._check_not_default(exchange_name)
         queue = self.queues.get(queue_name)
-        exchange = self._binding_ends(exchange_name, queue, queue_name, "queue")
-        assert queue is not None
+        exchange = self.exchanges.get(exchange_name)
+        if queue is None or exchange is None:
+            return
         self.check_exclusive_access(queue, owner)
         if exchange.unbind(queue, routing_key, arguments):
             self._maybe_auto_delete(exchange)
@@ -345,9 +348,15 @@ class VHost:
         exchange.bind(self.exchanges[destination], routing_key, arguments)
 
     def unbind_exchange(self, destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None = None) -> None:
+        """exchange.unbind; unbinding what does not exist is not an error."""
         arguments = arguments or {}
-        exchange = self._binding_ends(source, self.exchanges.get(destination), destination, "exchange")
-        if exchange.unbind(self.exchanges[destination], routing_key, arguments):
+        self._check_not_default(source)
+        self._check_not_default(destination)
+        exchange = self.exchanges.get(source)
+        target = self.exchanges.get(destination)
+        if exchange is None or target is None:
+            return
+        if exchange.unbind(target, routing_key, arguments):
             self._maybe_auto_delete(exchange)
 
     @staticmethod

@@ -34,6 +34,9 @@ class ListenError(OSError):
         super().__init__(cause.errno, f"cannot listen on {format_endpoint(address)}: {cause.strerror or cause}")
         self.address = address
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 def format_endpoint(address: tuple[str, int]) -> str:
     """Return ``host:port``, with brackets around an IPv6 host.
