@@ -73,7 +73,7 @@ def scenario_connection_start_and_tune(s: Session):
             m = value.method
             if isinstance(m, pika.spec.Connection.Start):
                 seen.append({"method": m.NAME, "version": [m.version_major, m.version_minor],
-                             "mechanisms": m.mechanisms, "locales": m.locales})
+                             "mechanisms": m.mechanisms.decode(), "locales": m.locales.decode()})
             elif isinstance(m, pika.spec.Connection.Tune):
                 seen.append(method(m))
             elif isinstance(m, pika.spec.Connection.OpenOk):
