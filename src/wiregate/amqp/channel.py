@@ -246,6 +246,8 @@ class Channel:
             raise connection_error(NOT_IMPLEMENTED, "immediate=true", wire.BASIC_PUBLISH)
         self._publish = (exchange, routing_key, bool(bits & 1))
         self._expect = "header"
+        if self.conn.broker.blocked_reason is not None:
+            self.conn.publishing()
 
     def _complete_publish(self) -> None:
         exchange_name, routing_key, mandatory = self._publish  # type: ignore[misc]

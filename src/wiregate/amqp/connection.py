@@ -102,6 +102,7 @@ class AMQPConnection:
         self._out: list[bytes] = []
         self._in_receive = False
         self._released = False
+        self._blocked_sent = False
 
     # ---------------------------------------------------------------- I/O
     def receive_data(self, data: bytes) -> None:
@@ -142,6 +143,25 @@ class AMQPConnection:
         self._out.extend(parts)
         if wake:
             self.on_wake()
+
+    def resource_alarm(self, reason: str | None) -> None:
+        """The broker's resource alarm was raised (reason) or cleared (None).
+
+        As in RabbitMQ, connection.blocked goes to a connection when it next
+        publishes (consumers are never blocked), and connection.unblocked
+        only to connections that were told they were blocked; clients must
+        announce the ``connection.blocked`` capability.
+        """
+        if reason is None and self._blocked_sent:
+            self._blocked_sent = False
+            self.send(wire.method(0, wire.CONNECTION_UNBLOCKED))
+
+    def publishing(self) -> None:
+        """Called by a channel on basic.publish: notify a pending alarm once."""
+        reason = self.broker.blocked_reason
+        if reason is not None and not self._blocked_sent and self.capabilities.get("connection.blocked"):
+            self._blocked_sent = True
+            self.send(wire.method(0, wire.CONNECTION_BLOCKED, wire.shortstr(reason)))
 
     def heartbeat_frame(self) -> bytes:
         return wire.HEARTBEAT_FRAME

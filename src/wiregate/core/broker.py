@@ -16,10 +16,31 @@ class Broker:
         self.users: dict[str, str] = {"guest": "guest"}
         #: open client connections of every protocol (for listings)
         self.connections: set[Any] = set()
-        self.blocked = False
+        #: why publishers are blocked (memory alarm, or set by a test); None when not
+        self.blocked_reason: str | None = None
 
     def authenticate(self, username: str, password: str) -> bool:
         return self.users.get(username) == password
+
+    def block(self, reason: str) -> None:
+        """Raise a resource alarm: every connection is told to stop publishing.
+
+        Connections are notified through their ``resource_alarm(reason)``
+        method (AMQP sends connection.blocked to clients that support it).
+        """
+        if self.blocked_reason is not None:
+            return
+        self.blocked_reason = reason
+        for connection in list(self.connections):
+            connection.resource_alarm(reason)
+
+    def unblock(self) -> None:
+        """Clear the resource alarm (AMQP: connection.unblocked)."""
+        if self.blocked_reason is None:
+            return
+        self.blocked_reason = None
+        for connection in list(self.connections):
+            connection.resource_alarm(None)
 
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
