@@ -488,12 +488,17 @@ class Channel:
         name = self._queue_name(frame.queue, wire.index(50, 40))
         vhost = self.vhost
         queue = vhost.queues.get(name)
-        count = 0
-        if queue is not None:
-            vhost.check_exclusive_access(queue, self.conn)
-            count = vhost.delete_queue(queue, if_unused=frame.if_unused, if_empty=frame.if_empty)
+        if queue is None:
+            if not frame.nowait:
+                self.conn.send(wire.count_reply(self.number, wire.QUEUE_DELETE_OK, 0))
+            return
+        vhost.check_exclusive_access(queue, self.conn)
+        vhost.check_delete_queue(queue, if_unused=frame.if_unused, if_empty=frame.if_empty)
+        # delete-ok goes out before the basic.cancel of this channel's own
+        # consumers, in RabbitMQ's order
         if not frame.nowait:
-            self.conn.send(wire.count_reply(self.number, wire.QUEUE_DELETE_OK, count))
+            self.conn.send(wire.count_reply(self.number, wire.QUEUE_DELETE_OK, queue.message_count))
+        vhost.delete_queue(queue)
 
     # ---------------------------------------------------------------- basic
     def _basic_qos(self, frame: commands.Basic.Qos) -> None:
@@ -502,7 +507,10 @@ class Channel:
         if frame.global_:
             self.global_prefetch = frame.prefetch_count
         else:
+            # rabbit_channel calls unlimit_prefetch here: a per-consumer qos
+            # lifts the channel-wide limit (RabbitMQ 3.10 behaviour)
             self.prefetch = frame.prefetch_count
+            self.global_prefetch = 0
         self.reply(wire.BASIC_QOS_OK)
         self._redispatch()
 

@@ -241,6 +241,12 @@ def decode_method(method_index: int, payload: bytes) -> Any:
     return frame
 
 
+_ERL_ESCAPES = {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x0B: "\\v", 0x08: "\\b", 0x0C: "\\f", 0x1B: "\\e", 0x22: '\\"', 0x5C: "\\\\"}
+
+
 def erlang_binary(data: bytes) -> str:
-    """Bytes as Erlang prints a binary with ~w: ``<<0,20,0,40>>``."""
+    """Bytes as Erlang's ~p prints a binary: ``<<"text">>`` when printable, else ``<<0,20,0,40>>``."""
+    data = bytes(data)
+    if data and all(32 <= b <= 126 or 160 <= b <= 255 or b in _ERL_ESCAPES for b in data):
+        return '<<"' + "".join(_ERL_ESCAPES.get(b, chr(b)) for b in data) + '">>'
     return "<<" + ",".join(str(b) for b in data) + ">>"

@@ -196,7 +196,7 @@ class AMQPConnection:
                 self._out.append(wire.PROTOCOL_HEADER)
                 self.closed = True
                 return
-            self._out.append(wire.connection_start(server_properties(), "PLAIN AMQPLAIN", "en_US"))
+            self._out.append(wire.connection_start(server_properties(), "AMQPLAIN PLAIN", "en_US"))
             self._state = "start_ok"
         pos = 0
         end = len(buf)

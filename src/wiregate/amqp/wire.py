@@ -138,9 +138,17 @@ def connection_tune(channel_max: int, frame_max: int, heartbeat: int) -> bytes:
     return method(0, CONNECTION_TUNE, struct.pack(">HIH", channel_max, frame_max, heartbeat))
 
 
-def close(channel: int, reply_code: int, reply_text: str, failing_index: int) -> bytes:
+def reply_text(text: str) -> bytes:
+    """A reply text as RabbitMQ sends it: cut to 252 bytes plus "..." when too long."""
+    data = text.encode("utf-8")
+    if len(data) > 255:
+        data = data[:252] + b"..."
+    return shortstr(data)
+
+
+def close(channel: int, reply_code: int, text: str, failing_index: int) -> bytes:
     close_index = CONNECTION_CLOSE if channel == 0 else CHANNEL_CLOSE
-    args = _u16.pack(reply_code) + shortstr(reply_text) + struct.pack(">HH", failing_index >> 16, failing_index & 0xFFFF)
+    args = _u16.pack(reply_code) + reply_text(text) + struct.pack(">HH", failing_index >> 16, failing_index & 0xFFFF)
     return method(channel, close_index, args)
 
 

@@ -125,10 +125,9 @@ def type_class(value: Any) -> str:
         return "int"
     if isinstance(value, float):
         return "float"
-    if isinstance(value, str):
+    if isinstance(value, (str, bytes, bytearray)):
+        # RabbitMQ 3.10 matches a longstr against a byte array of the same bytes
         return "longstr"
-    if isinstance(value, (bytes, bytearray)):
-        return "binary"
     if isinstance(value, decimal.Decimal):
         return "decimal"
     if isinstance(value, datetime.datetime):
@@ -189,9 +188,13 @@ def headers_match(arguments: dict[str, Any] | None, headers: dict[str, Any] | No
 
 
 def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, (bytes, bytearray)) and isinstance(b, (bytes, bytearray)):
-        return bytes(a) == bytes(b)
+    if isinstance(a, (str, bytes, bytearray)):
+        return _as_bytes(a) == _as_bytes(b)
     return a == b
+
+
+def _as_bytes(value: str | bytes | bytearray) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
 def valid_x_match(arguments: dict[str, Any] | None) -> bool:

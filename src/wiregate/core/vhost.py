@@ -291,14 +291,19 @@ class VHost:
         # routing through "" is done by lookup, so no binding is stored
         return queue
 
-    def delete_queue(self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> int:
-        """queue.delete; returns the number of ready messages dropped."""
-        if queue.deleted:
-            return 0
+    @staticmethod
+    def check_delete_queue(queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> None:
+        """Raise PreconditionFailed when queue.delete's conditions do not hold."""
         if if_unused and queue.consumer_count:
             raise PreconditionFailed(f"{queue.describe()} in use")
         if if_empty and queue.message_count:
             raise PreconditionFailed(f"{queue.describe()} not empty")
+
+    def delete_queue(self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> int:
+        """queue.delete; returns the number of ready messages dropped."""
+        if queue.deleted:
+            return 0
+        self.check_delete_queue(queue, if_unused=if_unused, if_empty=if_empty)
         if self.queues.get(queue.name) is queue:
             del self.queues[queue.name]
         for exchange in list(self.exchanges.values()):
@@ -337,7 +342,7 @@ class VHost:
         exchange = self.exchanges.get(exchange_name)
         if queue is None or exchange is None:
             return
-        self.check_exclusive_access(queue, owner)
+        # RabbitMQ 3.10 lets any connection unbind an exclusive queue
         if exchange.unbind(queue, routing_key, arguments):
             self._maybe_auto_delete(exchange)
 
