@@ -1,0 +1,533 @@
+"""Misbehaving and numerous clients: each bad connection is closed alone, the rest keep working.
+
+Attackers are raw sockets speaking AMQP by hand (frames built and decoded
+with pamqp); the bystanders are real pika and aio-pika clients.  Reply
+codes, texts and failing method ids were checked against RabbitMQ 3.10.8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import aio_pika
+import pika
+import pytest
+from pamqp import body as pamqp_body
+from pamqp import commands, frame
+from pamqp.base import Frame
+
+AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+FRAME_END = b"\xce"
+
+
+# --- a hand-driven AMQP client ------------------------------------------------------------
+
+
+class RawClient:
+    """A socket that speaks AMQP by hand, for sending what no library would."""
+
+    def __init__(self, host: str, port: int, *, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buffer = b""
+        self.protocol_header: bytes | None = None
+        self.server_closed = False
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send_frame(self, value: Frame, channel: int = 0) -> None:
+        self.sock.sendall(frame.marshal(value, channel))
+
+    def handshake(self, *, frame_max: int = 131072) -> None:
+        self.send(AMQP_HEADER)
+        self.expect(commands.Connection.Start)
+        self.send_frame(
+            commands.Connection.StartOk(
+                client_properties={"capabilities": {"consumer_cancel_notify": True}},
+                mechanism="PLAIN",
+                response="\0guest\0guest",
+            )
+        )
+        self.expect(commands.Connection.Tune)
+        self.send_frame(commands.Connection.TuneOk(channel_max=2047, frame_max=frame_max, heartbeat=0))
+        self.send_frame(commands.Connection.Open(virtual_host="/"))
+        self.expect(commands.Connection.OpenOk)
+
+    def open_channel(self, channel: int = 1) -> None:
+        self.send_frame(commands.Channel.Open(), channel)
+        self.expect(commands.Channel.OpenOk)
+
+    def next_frame(self) -> tuple[int, Frame] | None:
+        """The next frame, or ``None`` once the server closed the socket."""
+        while True:
+            if self.buffer.startswith(b"AMQP") and len(self.buffer) >= 8:
+                self.protocol_header, self.buffer = self.buffer[:8], self.buffer[8:]
+                continue
+            if len(self.buffer) >= 7 and len(self.buffer) >= 8 + int.from_bytes(self.buffer[3:7], "big"):
+                consumed, channel, value = frame.unmarshal(self.buffer)
+                self.buffer = self.buffer[consumed:]
+                return channel, value
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return None
+            self.buffer += chunk
+
+    def expect(self, kind: type[Frame]) -> Frame:
+        received = self.next_frame()
+        assert received is not None, f"closed while waiting for {kind.__name__}"
+        assert isinstance(received[1], kind), f"expected {kind.__name__}, got {received[1]!r}"
+        return received[1]
+
+    def frames_until_closed(self) -> list[tuple[int, Frame]]:
+        """Read until the server closes the socket, answering its connection.close with close-ok.
+
+        Stops early, without answering, at a second connection.close: a server that ignores
+        close-ok must not pull the client into an endless close/close-ok exchange.
+
+        Raises:
+            TimeoutError: the server neither closed the socket nor said anything for the timeout.
+        """
+        frames = []
+        answered = False
+        while (received := self.next_frame()) is not None:
+            frames.append(received)
+            if isinstance(received[1], commands.Connection.Close):
+                if answered:
+                    break
+                self.send_frame(commands.Connection.CloseOk())
+                answered = True
+        else:
+            self.server_closed = True
+        return frames
+
+
+def method_frame(channel: int, class_id: int, method_id: int, arguments: bytes = b"") -> bytes:
+    payload = struct.pack(">HH", class_id, method_id) + arguments
+    return struct.pack(">BHI", 1, channel, len(payload)) + payload + FRAME_END
+
+
+def content_header(channel: int, body_size: int, class_id: int = 60) -> bytes:
+    """A content header with no properties (pamqp only builds class 60 ones)."""
+    return struct.pack(">BHIHHQH", 2, channel, 14, class_id, 0, body_size, 0) + FRAME_END
+
+
+def body_frame(channel: int, data: bytes) -> bytes:
+    return frame.marshal(pamqp_body.ContentBody(data), channel)
+
+
+def publish(channel: int, routing_key: str = "nowhere") -> bytes:
+    return frame.marshal(commands.Basic.Publish(exchange="", routing_key=routing_key), channel)
+
+
+# --- bystanders ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bystander(amqp_url: str, unique: str) -> Iterator[Callable[[], None]]:
+    """A pika connection opened before the attack; calling it checks it still round-trips."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    queue = channel.queue_declare(f"{unique}.bystander", exclusive=True).method.queue
+    rounds = 0
+
+    def check() -> None:
+        nonlocal rounds
+        rounds += 1
+        channel.basic_publish("", queue, f"round {rounds}".encode())
+        method, _properties, body = channel.basic_get(queue, auto_ack=True)
+        assert method is not None and body == f"round {rounds}".encode()
+        assert connection.is_open
+
+    check()
+    yield check
+    connection.close()
+
+
+# --- malformed input ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Attack:
+    """Bytes that break the protocol, sent after ``handshake`` (and channel 1 opened if ``channel``)."""
+
+    payload: bytes
+    code: int
+    text: str
+    method: tuple[int, int] = (0, 0)
+    handshake: bool = True
+    channel: bool = True
+    chunk: int = 0  # send in pieces of this size (0: all at once)
+
+
+ATTACKS = {
+    "oversized-length-2GiB": Attack(
+        struct.pack(">BHI", 1, 0, 0x80000000) + bytes(64),
+        501,
+        "FRAME_ERROR - type 1, all octets = <<>>: {frame_too_large,2147483648,131064}",
+        channel=False,
+    ),
+    "frame-over-frame-max-in-pieces": Attack(
+        struct.pack(">BHI", 3, 1, 131073) + bytes(131073) + FRAME_END,
+        501,
+        "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,131073,131064}",
+        chunk=4096,
+    ),
+    "bad-frame-end": Attack(
+        method_frame(1, 20, 10, b"\x00")[:-1] + b"\x00",
+        501,
+        "FRAME_ERROR - type 1, all octets = <<0,20,0,10,0>>: {invalid_frame_end_marker,0}",
+        channel=False,
+    ),
+    "unknown-frame-type": Attack(
+        struct.pack(">BHI", 9, 0, 0) + FRAME_END,
+        501,
+        "FRAME_ERROR - type 9, all octets = <<>>: unknown_frame",
+        channel=False,
+    ),
+    "truncated-method-arguments": Attack(
+        method_frame(1, 50, 10, b"\x00"),
+        501,
+        "FRAME_ERROR - cannot decode <<0>>",
+        (50, 10),
+    ),
+    "content-header-without-method": Attack(
+        content_header(1, 3) + body_frame(1, b"abc"),
+        505,
+        "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+    ),
+    "content-body-without-method": Attack(
+        body_frame(1, b"abc"),
+        505,
+        "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+    ),
+    "content-header-on-channel-0": Attack(
+        content_header(0, 3),
+        505,
+        "UNEXPECTED_FRAME - type 2, all octets = <<0,60,0,0,0,0,0,0,0,0,0,3,0,0>>",
+        channel=False,
+    ),
+    "heartbeat-on-channel-1": Attack(
+        struct.pack(">BHI", 8, 1, 0) + FRAME_END,
+        505,
+        "UNEXPECTED_FRAME - type 8, all octets = <<>>",
+    ),
+    "method-while-expecting-content-header": Attack(
+        publish(1) + method_frame(1, 60, 10, struct.pack(">IHB", 0, 0, 0)),
+        505,
+        "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead",
+        (60, 40),
+    ),
+    "method-while-expecting-content-body": Attack(
+        publish(1) + content_header(1, 3) + method_frame(1, 60, 10, struct.pack(">IHB", 0, 0, 0)),
+        505,
+        "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
+        (60, 40),
+    ),
+    "content-header-for-class-50": Attack(
+        publish(1) + content_header(1, 3, class_id=50),
+        505,
+        "UNEXPECTED_FRAME - expected content header for class 60, got one for class 50 instead",
+        (60, 40),
+    ),
+    "method-on-unopened-channel": Attack(
+        method_frame(5, 50, 10, b"\x00\x00\x01q\x00\x00\x00\x00\x00"),
+        504,
+        "CHANNEL_ERROR - expected 'channel.open'",
+        (50, 10),
+        channel=False,
+    ),
+    "second-channel-open": Attack(
+        method_frame(1, 20, 10, b"\x00"),
+        504,
+        "CHANNEL_ERROR - second 'channel.open' seen",
+        (20, 10),
+    ),
+    "connection-method-on-channel-1": Attack(
+        method_frame(1, 10, 50, struct.pack(">HBHH", 200, 0, 0, 0)),
+        503,
+        "COMMAND_INVALID - unimplemented method",
+        (10, 50),
+    ),
+}
+
+# Where wiregate's reply text still differs from RabbitMQ's (the code and method ids agree).
+TEXT_BUGS = {
+    "content-header-on-channel-0": "BUG: a content frame on channel 0 gets 'expected method frame, got non method "
+    "frame instead'; RabbitMQ says 'UNEXPECTED_FRAME - type 2, all octets = <<...>>'",
+}
+
+POISONED_BUFFER = (
+    "BUG: after a frame error found before the frame is consumed (frame_too_large, invalid_frame_end_marker) the "
+    "frame stays buffered and is parsed again on every read: the client's close-ok triggers a second "
+    "connection.close and the socket is never closed (RabbitMQ sends one close and closes after close-ok)"
+)
+CLOSE_BUGS = dict.fromkeys(["oversized-length-2GiB", "frame-over-frame-max-in-pieces", "bad-frame-end"], POISONED_BUFFER)
+
+
+def marked(bugs: dict[str, str]) -> list:
+    """The attack names as parameters, the ones in ``bugs`` marked xfail with their reason."""
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(reason=bugs[name], strict=True)) if name in bugs else name
+        for name in ATTACKS
+    ]
+
+
+def attack(host: str, port: int, case: Attack) -> RawClient:
+    client = RawClient(host, port)
+    if case.handshake:
+        client.handshake()
+    if case.channel:
+        client.open_channel(1)
+    if case.chunk:
+        for start in range(0, len(case.payload), case.chunk):
+            client.send(case.payload[start : start + case.chunk])
+    else:
+        client.send(case.payload)
+    return client
+
+
+def connection_closes(frames: list[tuple[int, Frame]]) -> list[commands.Connection.Close]:
+    return [value for _channel, value in frames if isinstance(value, commands.Connection.Close)]
+
+
+@pytest.mark.parametrize("name", marked(CLOSE_BUGS))
+def test_malformed_input_closes_only_that_connection(
+    wiregate_server, bystander: Callable[[], None], name: str
+) -> None:
+    case = ATTACKS[name]
+    client = attack(wiregate_server.host, wiregate_server.amqp_port, case)
+    try:
+        frames = client.frames_until_closed()
+    finally:
+        client.close()
+    closes = connection_closes(frames)
+    assert [(close.reply_code, close.class_id, close.method_id) for close in closes] == [(case.code, *case.method)]
+    assert frames[-1][1] is closes[0], "nothing may follow connection.close"
+    assert client.server_closed, "the server must close the socket after close-ok"
+    bystander()
+
+
+@pytest.mark.parametrize("name", marked(TEXT_BUGS))
+def test_malformed_input_reply_text_matches_rabbitmq(wiregate_server, name: str) -> None:
+    case = ATTACKS[name]
+    client = attack(wiregate_server.host, wiregate_server.amqp_port, case)
+    try:
+        closes = connection_closes(client.frames_until_closed())
+    finally:
+        client.close()
+    assert closes and closes[0].reply_text == case.text
+
+
+@pytest.mark.parametrize("method", [(60, 999), (999, 10)], ids=["unknown-method", "unknown-class"])
+def test_unknown_method_id_closes_only_that_connection(
+    wiregate_server, bystander: Callable[[], None], method: tuple[int, int]
+) -> None:
+    # RabbitMQ 3.10's reader crashes on an unknown method id ({unknown_method_id, ...}) and drops
+    # the socket without a connection.close; wiregate may answer 503 first, which clients handle.
+    client = attack(wiregate_server.host, wiregate_server.amqp_port, Attack(method_frame(1, *method), 0, ""))
+    try:
+        closes = connection_closes(client.frames_until_closed())
+    finally:
+        client.close()
+    assert [(close.reply_code, close.class_id, close.method_id) for close in closes] in ([], [(503, *method)])
+    bystander()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"AMQP\x00\x00\x08\x00", b"AMQP\x00\x01\x00\x00", bytes(range(256)) * 64],
+    ids=["http", "amqp-0-8", "amqp-1-0", "binary"],
+)
+def test_bad_protocol_header_is_answered_with_ours_then_closed(wiregate_server, bystander: Callable[[], None], data: bytes) -> None:
+    client = RawClient(wiregate_server.host, wiregate_server.amqp_port)
+    try:
+        client.send(data)
+        frames = client.frames_until_closed()
+    finally:
+        client.close()
+    assert client.protocol_header == AMQP_HEADER
+    assert frames == []
+    bystander()
+
+
+def test_frame_instead_of_start_ok_closes_silently(wiregate_server, bystander: Callable[[], None]) -> None:
+    client = RawClient(wiregate_server.host, wiregate_server.amqp_port)
+    try:
+        client.send(AMQP_HEADER)
+        client.expect(commands.Connection.Start)
+        client.send_frame(commands.Channel.Open(), 1)
+        assert client.frames_until_closed() == []
+    finally:
+        client.close()
+    bystander()
+
+
+def test_byte_at_a_time_client_is_served(wiregate_server, amqp_url: str, unique: str) -> None:
+    queue = f"{unique}.slow"
+    consumer = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = consumer.channel()
+        channel.queue_declare(queue, exclusive=True)
+        client = RawClient(wiregate_server.host, wiregate_server.amqp_port)
+        try:
+            client.handshake()
+            client.open_channel(1)
+            message = publish(1, queue) + content_header(1, 5) + body_frame(1, b"slow!")
+            for byte in message:
+                client.send(bytes([byte]))
+            client.send_frame(commands.Channel.Close(reply_code=200, reply_text="", class_id=0, method_id=0), 1)
+            client.expect(commands.Channel.CloseOk)
+        finally:
+            client.close()
+        method, _properties, body = channel.basic_get(queue, auto_ack=True)
+        assert body == b"slow!"
+    finally:
+        consumer.close()
+
+
+def test_attack_burst_does_not_disturb_a_busy_consumer(wiregate_server, amqp_url: str, unique: str) -> None:
+    queue = f"{unique}.busy"
+    total = 300
+    received: list[bytes] = []
+    failures: list[BaseException] = []
+    ready = threading.Event()
+
+    def consume() -> None:
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+            channel = connection.channel()
+            channel.queue_declare(queue, auto_delete=True)
+            channel.basic_consume(queue, lambda _ch, _m, _p, body: received.append(body), auto_ack=True)
+            ready.set()
+            deadline = time.monotonic() + 10
+            while len(received) < total and time.monotonic() < deadline:
+                connection.process_data_events(time_limit=0.05)
+            connection.close()
+        except BaseException as error:  # reported to the test thread
+            failures.append(error)
+            ready.set()
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    assert ready.wait(5)
+    publisher = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    publisher_channel = publisher.channel()
+    attacks = list(ATTACKS.values())
+    for number in range(total):
+        publisher_channel.basic_publish("", queue, str(number).encode())
+        if number % 20 == 0:
+            client = attack(wiregate_server.host, wiregate_server.amqp_port, attacks[number // 20 % len(attacks)])
+            client.frames_until_closed()
+            client.close()
+    publisher.close()
+    consumer.join(15)
+    assert not failures
+    assert received == [str(number).encode() for number in range(total)]
+
+
+# --- many clients -------------------------------------------------------------------------
+
+
+def test_two_hundred_concurrent_connections_open_channels(amqp_url: str, unique: str) -> None:
+    clients = 200
+
+    async def main() -> list[bytes]:
+        connections = await asyncio.gather(*(aio_pika.connect(amqp_url) for _ in range(clients)))
+        try:
+            # Every connection is open at once before any does work.
+            assert all(not connection.is_closed for connection in connections)
+
+            async def work(number: int, connection: aio_pika.abc.AbstractConnection) -> bytes:
+                channels = await asyncio.gather(*(connection.channel() for _ in range(3)))
+                queue = await channels[0].declare_queue(f"{unique}.{number}", exclusive=True)
+                # The publisher confirm means the message is enqueued before another channel gets it.
+                await channels[1].default_exchange.publish(aio_pika.Message(str(number).encode()), routing_key=queue.name)
+                getter = await channels[2].get_queue(queue.name, ensure=False)
+                message = await getter.get(no_ack=True, timeout=10)
+                return message.body
+
+            return await asyncio.gather(*(work(number, connection) for number, connection in enumerate(connections)))
+        finally:
+            await asyncio.gather(*(connection.close() for connection in connections))
+
+    bodies = asyncio.run(asyncio.wait_for(main(), 30))
+    assert bodies == [str(number).encode() for number in range(clients)]
+
+
+# --- a client vanishing with unacked messages ------------------------------------------------------
+
+
+def vanish_raw(client: RawClient) -> None:
+    client.close()
+
+
+def vanish_with_reset(client: RawClient) -> None:
+    # SO_LINGER 0: close() sends RST instead of FIN.
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+
+
+def vanish_politely(client: RawClient) -> None:
+    client.send_frame(commands.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+    client.expect(commands.Connection.CloseOk)
+    client.close()
+
+
+def vanish_by_closing_the_channel(client: RawClient) -> None:
+    client.send_frame(commands.Channel.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 1)
+    client.expect(commands.Channel.CloseOk)
+
+
+@pytest.mark.parametrize(
+    "vanish",
+    [vanish_raw, vanish_with_reset, vanish_politely, vanish_by_closing_the_channel],
+    ids=["socket-close", "socket-reset", "connection-close", "channel-close"],
+)
+def test_unacked_messages_of_a_vanished_client_go_to_another_consumer(
+    wiregate_server, amqp_url: str, unique: str, vanish: Callable[[RawClient], None]
+) -> None:
+    queue = f"{unique}.work"
+    survivor = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = survivor.channel()
+    channel.queue_declare(queue)
+    try:
+        for number in range(5):
+            channel.basic_publish("", queue, f"job {number}".encode())
+
+        doomed = RawClient(wiregate_server.host, wiregate_server.amqp_port)
+        doomed.handshake()
+        doomed.open_channel(1)
+        doomed.send_frame(commands.Basic.Consume(queue=queue, consumer_tag="doomed"), 1)
+        doomed.expect(commands.Basic.ConsumeOk)
+        taken = 0
+        while taken < 5:
+            received = doomed.next_frame()
+            assert received is not None
+            # Count bodies, not basic.deliver frames, so that no frame of a delivery is left unread.
+            taken += isinstance(received[1], pamqp_body.ContentBody)
+
+        redelivered: list[tuple[bytes, bool]] = []
+        channel.basic_consume(queue, lambda _ch, method, _p, body: redelivered.append((body, method.redelivered)), auto_ack=True)
+        survivor.process_data_events(time_limit=0.1)
+        assert redelivered == []
+        vanish(doomed)
+        deadline = time.monotonic() + 5
+        while len(redelivered) < 5 and time.monotonic() < deadline:
+            survivor.process_data_events(time_limit=0.05)
+        doomed.close()
+        assert redelivered == [(f"job {number}".encode(), True) for number in range(5)]
+    finally:
+        channel.queue_delete(queue)
+        survivor.close()
