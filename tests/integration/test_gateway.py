@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -309,6 +310,21 @@ def test_serve_reports_ready_addresses_to_nursery_start() -> None:
     response = trio.run(main)
     assert response.startswith(b"HTTP/1.1 200 ")
     assert response.endswith(b'{"status": "ok"}\n')
+
+
+def test_core_timers_fire_at_their_deadline(server: wiregate.testing.Server) -> None:
+    scheduler = server.broker.scheduler
+    fired = threading.Event()
+
+    def schedule() -> None:
+        scheduler.call_at(scheduler.now() + 60, lambda: None)
+        # Earlier than the one the gateway is sleeping for: it must wake up.
+        scheduler.call_at(scheduler.now() + 0.2, fired.set)
+
+    scheduled = time.monotonic()
+    server.call(schedule)
+    assert fired.wait(timeout=5)
+    assert 0.2 <= time.monotonic() - scheduled < 1.5
 
 
 # --- misbehaving clients ----------------------------------------------------------

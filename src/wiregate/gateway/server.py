@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 
 import trio
 
@@ -158,6 +159,7 @@ class Gateway:
                 self._serve_connection, protocol="kafka", factory=kafka_factory, handshake_timeout=None
             )
         async with trio.open_nursery() as connections:
+            connections.start_soon(self._run_timers)
             with trio.CancelScope() as accepting:
                 async with trio.open_nursery() as acceptors:
                     for protocol, group in listeners.items():
@@ -196,6 +198,33 @@ class Gateway:
         if not self._shutdown_requested.is_set():
             logger.info("shutting down")
         self._shutdown_requested.set()
+
+    async def _run_timers(self) -> None:
+        # The core records deadlines (message TTL, queue expiry) but never
+        # sleeps: wake at the earliest one, or when an earlier one is added.
+        scheduler = self.broker.scheduler
+        changed = trio.Event()
+
+        def on_change() -> None:
+            changed.set()
+
+        scheduler.on_change = on_change
+        try:
+            while True:
+                deadline = scheduler.next_deadline()
+                # The scheduler has its own clock (time.monotonic), not trio's.
+                delay = math.inf if deadline is None else max(0.0, deadline - scheduler.now())
+                with trio.move_on_after(delay):
+                    await changed.wait()
+                changed = trio.Event()
+                try:
+                    scheduler.run_due()
+                except Exception as exc:
+                    # The failing timer is already removed; the others still run.
+                    logger.error("timer callback failed: %s: %s", type(exc).__name__, exc)
+                    logger.debug("traceback of the failure above", exc_info=exc)
+        finally:
+            scheduler.on_change = None
 
     async def _close_connections(self) -> None:
         handlers = list(self._handlers)
