@@ -21,8 +21,7 @@ class FakeConsumer:
         self.prefetch = prefetch
         self.ack_required = ack_required
         self.exclusive = exclusive
-        self.priority = 0
-        self.arguments: dict = {}
+        self.priority = 0  # consumer priorities (x-priority) are not under test here
         self.delivered: list = []
         self.unacked: list = []
         self.cancelled = 0

@@ -218,7 +218,7 @@ _keys = st.lists(_key_word, max_size=6).map(".".join)
 _patterns = st.lists(_pattern_word, max_size=5).map(".".join)
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(bindings=st.lists(st.tuples(_patterns, st.integers(0, 4)), max_size=12), keys=st.lists(_keys, min_size=1, max_size=8))
 def test_topic_trie_matches_reference(bindings: list[tuple[str, int]], keys: list[str]) -> None:
     trie = TopicTrie()
@@ -229,7 +229,7 @@ def test_topic_trie_matches_reference(bindings: list[tuple[str, int]], keys: lis
         assert trie.match(key) == expected
 
 
-@settings(max_examples=40, deadline=None, database=None)
+@settings(max_examples=30, deadline=None, database=None)
 @given(
     bindings=st.lists(st.tuples(_patterns, st.integers(0, 3)), max_size=12),
     removals=st.lists(st.integers(0, 11), max_size=12),

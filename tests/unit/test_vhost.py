@@ -211,7 +211,6 @@ def test_delete_if_unused(vhost) -> None:
 
     class Consumer:
         tag, exclusive, ack_required, priority = "c", False, False, 0
-        arguments: dict = {}
 
         def has_credit(self):
             return True
