@@ -997,3 +997,221 @@ def test_round_robin_between_two_consumers(
         channel.basic_publish("", queue, str(i).encode())
     wait_until(connection, lambda: len(received["a"]) + len(received["b"]) >= 6)
     assert received == {"a": [b"0", b"2", b"4"], "b": [b"1", b"3", b"5"]}
+
+
+# --- more channel semantics --------------------------------------------------------------
+
+
+def test_global_qos_is_shared_by_the_channels_consumers(
+    connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    first = declare_queue(channel, cleanup, f"{unique}.a")
+    second = declare_queue(channel, cleanup, f"{unique}.b")
+    for queue in (first, second):
+        for i in range(5):
+            channel.basic_publish("", queue, f"{queue}-{i}".encode())
+    channel.basic_qos(prefetch_count=3, global_qos=True)
+    received: list[bytes] = []
+    channel.basic_consume(first, lambda _ch, _m, _p, body: received.append(body))
+    channel.basic_consume(second, lambda _ch, _m, _p, body: received.append(body))
+    wait_until(connection, lambda: len(received) >= 3)
+    pump(connection, 0.2)
+    assert len(received) == 3
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [(("consumer", "global"), 5), (("global", "consumer"), 6)],
+    ids=["consumer-then-global", "global-then-consumer"],
+)
+def test_per_consumer_and_global_qos_interplay(
+    connection: pika.BlockingConnection,
+    channel: BlockingChannel,
+    cleanup: Cleanup,
+    unique: str,
+    order: tuple[str, str],
+    expected: int,
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    for i in range(10):
+        channel.basic_publish("", queue, str(i).encode())
+    for kind in order:
+        if kind == "global":
+            channel.basic_qos(prefetch_count=5, global_qos=True)
+        else:
+            channel.basic_qos(prefetch_count=2)
+    received: list[bytes] = []
+    for _ in range(3):
+        channel.basic_consume(queue, lambda _ch, _m, _p, body: received.append(body))
+    wait_until(connection, lambda: len(received) >= expected)
+    pump(connection, 0.2)
+    # Three consumers with 2 each would take 6.  Set after the per-consumer limit, the channel-wide
+    # limit of 5 also applies; RabbitMQ 3.10 drops the channel-wide limit when a per-consumer
+    # basic.qos follows it, so then only the per-consumer limit counts.
+    assert len(received) == expected
+
+
+def test_consumer_priority_gets_messages_first(
+    connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    received: dict[str, list[bytes]] = {"low": [], "high": []}
+    channel.basic_consume(queue, lambda _ch, _m, _p, body: received["low"].append(body), auto_ack=True)
+    channel.basic_consume(
+        queue, lambda _ch, _m, _p, body: received["high"].append(body), auto_ack=True, arguments={"x-priority": 10}
+    )
+    for i in range(4):
+        channel.basic_publish("", queue, str(i).encode())
+    wait_until(connection, lambda: len(received["low"]) + len(received["high"]) >= 4)
+    assert received == {"low": [], "high": [b"0", b"1", b"2", b"3"]}
+
+
+def test_single_active_consumer_hands_over_on_cancel(
+    connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-single-active-consumer": True})
+    received: dict[str, list[bytes]] = {"first": [], "second": []}
+    first = channel.basic_consume(queue, lambda _ch, _m, _p, body: received["first"].append(body), auto_ack=True)
+    channel.basic_consume(queue, lambda _ch, _m, _p, body: received["second"].append(body), auto_ack=True)
+    for i in range(3):
+        channel.basic_publish("", queue, str(i).encode())
+    wait_until(connection, lambda: len(received["first"]) + len(received["second"]) >= 3)
+    channel.basic_cancel(first)
+    channel.basic_publish("", queue, b"after")
+    wait_until(connection, lambda: received["second"])
+    assert received == {"first": [b"0", b"1", b"2"], "second": [b"after"]}
+
+
+def test_nack_all_with_tag_zero_requeues_everything(
+    connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    for i in range(3):
+        channel.basic_publish("", queue, str(i).encode())
+    for _ in range(3):
+        channel.basic_get(queue)
+    channel.basic_nack(0, multiple=True, requeue=True)
+    assert drain(channel, queue) == [b"0", b"1", b"2"]
+
+
+def test_get_ok_message_count_excludes_unacked(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    for i in range(3):
+        channel.basic_publish("", queue, str(i).encode())
+    channel.basic_get(queue)
+    method, _properties, _body = channel.basic_get(queue)
+    assert method.message_count == 1
+    declared = channel.queue_declare(queue, passive=True).method
+    assert declared.message_count == 1
+
+
+def test_confirm_then_tx_select_is_406(channel: BlockingChannel) -> None:
+    channel.confirm_delivery()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.tx_select()
+    assert (closed.value.reply_code, closed.value.reply_text) == (406, "PRECONDITION_FAILED - cannot switch from confirm to tx mode")
+
+
+def test_tx_then_confirm_select_is_406(channel: BlockingChannel) -> None:
+    channel.tx_select()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.confirm_delivery()
+    assert (closed.value.reply_code, closed.value.reply_text) == (406, "PRECONDITION_FAILED - cannot switch from tx to confirm mode")
+
+
+def test_publish_to_internal_exchange_is_403(
+    connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    exchange = cleanup.exchange(f"{unique}.internal")
+    channel.exchange_declare(exchange, "fanout", internal=True)
+    channel.basic_publish(exchange, "", b"refused")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.basic_qos(prefetch_count=1)
+    assert (closed.value.reply_code, closed.value.reply_text) == (
+        403,
+        f"ACCESS_REFUSED - cannot publish to internal exchange '{exchange}' in vhost '/'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("operation", "text"),
+    [
+        (lambda ch, q: ch.queue_bind(q, ""), "ACCESS_REFUSED - operation not permitted on the default exchange"),
+        (lambda ch, q: ch.exchange_delete(""), "ACCESS_REFUSED - operation not permitted on the default exchange"),
+        (lambda ch, q: ch.exchange_delete("amq.direct"), "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed"),
+        (lambda ch, q: ch.exchange_declare("amq.custom", "direct"), "ACCESS_REFUSED - exchange name 'amq.custom' contains reserved prefix 'amq.*'"),
+    ],
+    ids=["bind-default", "delete-default", "delete-amq-direct", "declare-amq-prefix"],
+)
+def test_reserved_exchanges_are_protected_with_403(
+    channel: BlockingChannel, cleanup: Cleanup, unique: str, operation: Callable, text: str
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        operation(channel, queue)
+    assert (closed.value.reply_code, closed.value.reply_text) == (403, text)
+
+
+def test_bind_of_missing_queue_is_404(channel: BlockingChannel, unique: str) -> None:
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.queue_bind(f"{unique}.missing", "amq.direct", "key")
+    assert (closed.value.reply_code, closed.value.reply_text) == (404, f"NOT_FOUND - no queue '{unique}.missing' in vhost '/'")
+
+
+def test_unbind_of_missing_binding_succeeds(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    channel.queue_unbind(queue, "amq.direct", "never-bound")
+    assert channel.is_open
+
+
+def test_auto_delete_exchange_goes_with_its_last_binding(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    exchange = f"{unique}.auto"
+    channel.exchange_declare(exchange, "fanout", auto_delete=True)
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    channel.queue_bind(queue, exchange)
+    channel.queue_unbind(queue, exchange)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.exchange_declare(exchange, passive=True)
+    assert closed.value.reply_code == 404
+
+
+def test_alternate_exchange_takes_unroutable_messages(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    alternate = cleanup.exchange(f"{unique}.ae")
+    channel.exchange_declare(alternate, "fanout")
+    unrouted = declare_queue(channel, cleanup, f"{unique}.unrouted")
+    channel.queue_bind(unrouted, alternate)
+    main = cleanup.exchange(f"{unique}.main")
+    channel.exchange_declare(main, "direct", arguments={"alternate-exchange": alternate})
+    channel.confirm_delivery()
+    channel.basic_publish(main, "no-binding", b"to the alternate", mandatory=True)
+    assert drain(channel, unrouted) == [b"to the alternate"]
+
+
+def test_queue_expires_when_unused(channel: BlockingChannel, unique: str) -> None:
+    queue = f"{unique}.expiring"
+    channel.queue_declare(queue, arguments={"x-expires": 100})
+    time.sleep(0.4)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.queue_declare(queue, passive=True)
+    assert closed.value.reply_code == 404
+
+
+def test_basic_recover_without_requeue_is_not_implemented(channel: BlockingChannel) -> None:
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+        channel.basic_recover(requeue=False)
+    assert (closed.value.reply_code, closed.value.reply_text) == (540, "NOT_IMPLEMENTED - requeue=false")
+
+
+def test_small_negotiated_frame_max_splits_bodies(wiregate_server, cleanup: Cleanup, unique: str) -> None:
+    params = pika.ConnectionParameters(host=wiregate_server.host, port=wiregate_server.amqp_port, frame_max=4096)
+    small = pika.BlockingConnection(params)
+    try:
+        channel = small.channel()
+        queue = declare_queue(channel, cleanup, f"{unique}.q")
+        body = bytes(i % 253 for i in range(100_000))
+        channel.basic_publish("", queue, body, BasicProperties(headers={"padding": "x" * 1000}))
+        [(_method, properties, consumed)] = consume(small, channel, queue, 1, auto_ack=True)
+        assert consumed == body
+        assert properties.headers == {"padding": "x" * 1000}
+    finally:
+        small.close()

@@ -531,3 +531,63 @@ def test_unacked_messages_of_a_vanished_client_go_to_another_consumer(
     finally:
         channel.queue_delete(queue)
         survivor.close()
+
+
+# --- unusual but valid input --------------------------------------------------------------
+
+
+def field_table(*fields: tuple[str, bytes, bytes]) -> bytes:
+    """An AMQP field table from (name, type tag, encoded value) triples."""
+    data = b"".join(bytes([len(name)]) + name.encode() + tag + value for name, tag, value in fields)
+    return struct.pack(">I", len(data)) + data
+
+
+EVERY_FIELD_TYPE = field_table(
+    ("bool", b"t", b"\x01"),
+    ("int8", b"b", struct.pack(">b", -5)),
+    ("uint8", b"B", struct.pack(">B", 250)),
+    ("int16", b"s", struct.pack(">h", -300)),
+    ("uint16", b"u", struct.pack(">H", 65000)),
+    ("int32", b"I", struct.pack(">i", -70000)),
+    ("uint32", b"i", struct.pack(">I", 4000000000)),
+    ("int64", b"l", struct.pack(">q", -(2**40))),
+    ("float", b"f", struct.pack(">f", 1.5)),
+    ("double", b"d", struct.pack(">d", 2.25)),
+    ("decimal", b"D", struct.pack(">Bi", 2, 314)),
+    ("longstr", b"S", struct.pack(">I", 3) + b"abc"),
+    ("binary", b"x", struct.pack(">I", 3) + b"\x00\x01\x02"),
+    ("array", b"A", struct.pack(">I", 7) + b"b\x01S\x00\x00\x00\x00"),
+    ("timestamp", b"T", struct.pack(">Q", 1714566645)),
+    ("table", b"F", field_table(("inner", b"V", b""))),
+    ("void", b"V", b""),
+)
+
+
+def test_every_field_type_in_headers_reaches_the_consumer_byte_for_byte(wiregate_server, unique: str) -> None:
+    queue = f"{unique}.typed"
+    # Property flags: headers (bit 13) only, then the table.
+    properties = struct.pack(">H", 1 << 13) + EVERY_FIELD_TYPE
+    client = RawClient(wiregate_server.host, wiregate_server.amqp_port)
+    try:
+        client.handshake()
+        client.open_channel(1)
+        client.send_frame(commands.Queue.Declare(queue=queue, exclusive=True), 1)
+        client.expect(commands.Queue.DeclareOk)
+        header_payload = struct.pack(">HHQ", 60, 0, 4) + properties
+        client.send(
+            publish(1, queue)
+            + struct.pack(">BHI", 2, 1, len(header_payload))
+            + header_payload
+            + FRAME_END
+            + body_frame(1, b"body")
+        )
+        client.send_frame(commands.Basic.Get(queue=queue, no_ack=True), 1)
+        client.expect(commands.Basic.GetOk)
+        # Read the content header frame raw, before pamqp decodes (and could normalise) it.
+        while len(client.buffer) < 7 or len(client.buffer) < 8 + int.from_bytes(client.buffer[3:7], "big"):
+            client.buffer += client.sock.recv(65536)
+        size = int.from_bytes(client.buffer[3:7], "big")
+        assert client.buffer[0] == 2
+        assert client.buffer[7 : 7 + size] == header_payload
+    finally:
+        client.close()
