@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from pamqp import commands
 
 from wiregate.core import CoreError, Entry, Message, Queue
+from wiregate.core.arguments import validate_consumer_arguments
 
-from . import wire
+from . import codec, properties, wire
 from .properties import PropertyBlock
 from .replies import (
     NOT_FOUND,
@@ -50,15 +51,28 @@ def _generated_tag() -> str:
 class ChannelConsumer:
     """A basic.consume subscription; the core calls it to deliver."""
 
-    __slots__ = ("channel", "tag", "queue", "ack_required", "exclusive", "prefetch", "unacked", "arguments", "_tag_frame")
+    __slots__ = ("channel", "tag", "queue", "ack_required", "exclusive", "prefetch", "priority", "unacked", "arguments", "_tag_frame")
 
-    def __init__(self, channel: "Channel", tag: str, queue: Queue, *, ack_required: bool, exclusive: bool, prefetch: int, arguments: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        channel: "Channel",
+        tag: str,
+        queue: Queue | None,
+        *,
+        ack_required: bool,
+        exclusive: bool,
+        prefetch: int,
+        arguments: dict[str, Any],
+    ) -> None:
         self.channel = channel
         self.tag = tag
+        #: None for the direct reply-to pseudo-queue
         self.queue = queue
         self.ack_required = ack_required
         self.exclusive = exclusive
         self.prefetch = prefetch
+        priority = arguments.get("x-priority", 0)
+        self.priority = int(priority) if isinstance(priority, int) else 0
         self.unacked = 0
         self.arguments = arguments
         self._tag_frame = wire.shortstr(tag)
@@ -85,6 +99,10 @@ class ChannelConsumer:
         head = wire.basic_deliver_head(channel.number, self._tag_frame, tag, entry.redelivered, block.exchange_rk(message))
         conn.send_parts([head, *wire.content(channel.number, len(message.body), block.raw, message.body, conn.frame_max)])
 
+    def deliver_reply(self, message: Message) -> None:
+        """Direct reply-to: a message for this channel, bypassing any queue."""
+        self.deliver(None, Entry(0, message))  # type: ignore[arg-type]
+
     def cancelled_by_server(self, queue: Queue) -> None:
         channel = self.channel
         channel.consumers.pop(self.tag, None)
@@ -110,6 +128,7 @@ class Channel:
         self.publish_seq = 0
         self.tx: list[tuple[str, Any]] | None = None
         self.last_queue: str | None = None
+        self.reply_consumer: ReplyConsumer | None = None
         # content assembly
         self._publish: tuple[str, str, bool] | None = None
         self._publish_index = wire.BASIC_PUBLISH
@@ -263,37 +282,84 @@ class Channel:
             raise channel_error(NOT_FOUND, f"no exchange '{exchange_name}' in vhost '{vhost.name}'", wire.BASIC_PUBLISH)
         if exchange.internal:
             raise channel_error(ACCESS_REFUSED, f"cannot publish to internal exchange '{exchange_name}' in vhost '{vhost.name}'", wire.BASIC_PUBLISH)
-        if block.has_user_id:
-            user_id = block.decode().user_id
-            if user_id != self.conn.user:
-                raise channel_error(
-                    PRECONDITION_FAILED,
-                    f"user_id property set to '{user_id}' but authenticated user was '{self.conn.user}'",
-                    wire.BASIC_PUBLISH,
-                )
-        message = Message(exchange_name, routing_key, body, block, persistent=block.persistent, decode_headers=block.headers)
+        expiration = None
+        routing_keys = None
+        if block.flags != 0:
+            try:
+                if block.has_user_id:
+                    user_id = block.get("user_id")
+                    if user_id != self.conn.user:
+                        raise channel_error(
+                            PRECONDITION_FAILED,
+                            f"user_id property set to '{user_id}' but authenticated user was '{self.conn.user}'",
+                            wire.BASIC_PUBLISH,
+                        )
+                if block.has_expiration:
+                    expiration = _parse_expiration(block.get("expiration"))
+                if block.has_reply_to and block.get("reply_to") == REPLY_TO:
+                    block = self._direct_reply_block(block)
+                if block.flags & properties.HEADERS and (b"\x02CC" in block.raw or b"\x03BCC" in block.raw):
+                    block, routing_keys = _sender_selected(block, routing_key)
+            except codec.DecodeError:
+                raise connection_error(502, "cannot decode content header", wire.BASIC_PUBLISH) from None
+        message = Message(
+            exchange_name,
+            routing_key,
+            body,
+            block,
+            persistent=block.persistent,
+            priority=block.priority,
+            expiration=expiration,
+            routing_keys=routing_keys,
+            decode_headers=block.headers,
+        )
         if self.confirm:
             self.publish_seq += 1
         if self.tx is not None:
             self.tx.append(("publish", (exchange, routing_key, mandatory, message)))
             return
-        self._route(exchange, routing_key, mandatory, message)
+        accepted = self._route(exchange, routing_key, mandatory, message)
         if self.confirm:
-            self.conn.send(wire.basic_ack(self.number, self.publish_seq, False))
+            self.conn.send((wire.basic_ack if accepted else wire.basic_nack)(self.number, self.publish_seq, False))
 
-    def _route(self, exchange: Any, routing_key: str, mandatory: bool, message: Message) -> None:
-        queues = self.vhost.route(exchange, routing_key, message)
-        if queues:
-            for queue in queues:
-                queue.enqueue(message)
-        elif mandatory:
-            block: PropertyBlock = message.properties
-            self.conn.send_parts(
-                [
-                    wire.basic_return_head(self.number, NO_ROUTE, "NO_ROUTE", message.exchange, routing_key),
-                    *wire.content(self.number, len(message.body), block.raw, message.body, self.conn.frame_max),
-                ]
-            )
+    def _route(self, exchange: Any, routing_key: str, mandatory: bool, message: Message) -> bool:
+        """Deliver to every queue reached; False when a queue refused it (overflow)."""
+        vhost = self.vhost
+        keys = message.routing_keys
+        if len(keys) == 1:
+            queues = vhost.route(exchange, routing_key, message)
+        else:
+            queues = []
+            for key in keys:
+                for queue in vhost.route(exchange, key, message):
+                    if queue not in queues:
+                        queues.append(queue)
+        if not queues and exchange.name == "" and routing_key.startswith(REPLY_TO_PREFIX):
+            consumer = self.vhost.reply_consumers.get(routing_key)
+            if consumer is not None:
+                consumer.deliver_reply(message)
+                return True
+        if not queues:
+            if mandatory:
+                block: PropertyBlock = message.properties
+                self.conn.send_parts(
+                    [
+                        wire.basic_return_head(self.number, NO_ROUTE, "NO_ROUTE", message.exchange, routing_key),
+                        *wire.content(self.number, len(message.body), block.raw, message.body, self.conn.frame_max),
+                    ]
+                )
+            return True
+        accepted = True
+        for queue in queues:
+            if not queue.enqueue(message):
+                accepted = False
+        return accepted
+
+    def _direct_reply_block(self, block: PropertyBlock) -> PropertyBlock:
+        """Rewrite reply_to to this channel's reply address (direct reply-to)."""
+        if self.reply_consumer is None:
+            raise channel_error(PRECONDITION_FAILED, "fast reply consumer does not exist", wire.BASIC_PUBLISH)
+        return block.replaced(reply_to=self.reply_consumer.tag_address)
 
     # ---------------------------------------------------------------- acks
     def _take_acked(self, tag: int, multiple: bool, method_index: int) -> list[tuple[int, tuple[Queue, Entry, ChannelConsumer | None]]]:
@@ -349,14 +415,20 @@ class Channel:
 
     def _redispatch(self) -> None:
         for queue in {c.queue for c in self.consumers.values()}:
-            if queue.ready:
+            if queue is not None and queue.ready:
                 queue.dispatch()
 
     def _reject_taken(self, taken: list, requeue: bool) -> None:
         if requeue:
             self._requeue(taken)
-        else:
-            self._settle(taken)
+            return
+        self._release_credit(taken)
+        by_queue: dict[Queue, list[Entry]] = {}
+        for _tag, (queue, entry, _consumer) in taken:
+            by_queue.setdefault(queue, []).append(entry)
+        for queue, entries in by_queue.items():
+            queue.reject(entries)
+        self._redispatch()
 
     def _basic_reject(self, frame: commands.Basic.Reject) -> None:
         taken = self._take_acked(frame.delivery_tag, False, wire.index(60, 90))
@@ -400,7 +472,7 @@ class Channel:
         consumers = list(self.consumers.values())
         self.consumers.clear()
         for consumer in consumers:
-            consumer.queue.remove_consumer(consumer)
+            self._forget_consumer(consumer)
         taken = list(self.unacked.items())
         self.unacked.clear()
         if taken:
@@ -448,6 +520,13 @@ class Channel:
         return self.last_queue
 
     def _queue_declare(self, frame: commands.Queue.Declare) -> None:
+        if frame.passive and frame.queue.startswith(REPLY_TO_PREFIX):
+            # a direct reply-to address looks like a queue with one consumer
+            if frame.queue not in self.vhost.reply_consumers:
+                raise channel_error(NOT_FOUND, f"no queue '{frame.queue}' in vhost '{self.vhost.name}'", wire.index(50, 10))
+            if not frame.nowait:
+                self.conn.send(wire.queue_declare_ok(self.number, frame.queue, 0, 1))
+            return
         queue = self.vhost.declare_queue(
             frame.queue,
             owner=self.conn,
@@ -516,11 +595,15 @@ class Channel:
 
     def _basic_consume(self, frame: commands.Basic.Consume) -> None:
         method_index = wire.index(60, 20)
+        if frame.queue == REPLY_TO:
+            self._consume_replies(frame)
+            return
         name = self._queue_name(frame.queue, method_index)
         queue = self.vhost.get_queue(name, self.conn)
         tag = frame.consumer_tag or _generated_tag()
         if tag in self.consumers:
             raise connection_error(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", method_index)
+        validate_consumer_arguments(frame.arguments or {}, queue.describe())
         queue.check_can_consume(frame.exclusive)
         consumer = ChannelConsumer(
             self,
@@ -536,12 +619,39 @@ class Channel:
             self.conn.send(wire.tag_reply(self.number, wire.BASIC_CONSUME_OK, tag))
         queue.add_consumer(consumer)
 
+    def _consume_replies(self, frame: commands.Basic.Consume) -> None:
+        """basic.consume on amq.rabbitmq.reply-to (RabbitMQ's direct reply-to)."""
+        method_index = wire.index(60, 20)
+        if not frame.no_ack:
+            raise channel_error(PRECONDITION_FAILED, "reply consumer cannot acknowledge", method_index)
+        if self.reply_consumer is not None:
+            raise channel_error(PRECONDITION_FAILED, "reply consumer already set", method_index)
+        tag = frame.consumer_tag or _generated_tag()
+        if tag in self.consumers:
+            raise connection_error(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", method_index)
+        consumer = ReplyConsumer(self, tag, None, ack_required=False, exclusive=False, prefetch=0, arguments={})
+        # shaped like RabbitMQ's "<encoded channel>.<random key>", both base64
+        channel_id = base64.b64encode(f"{self.conn.name}/{self.number}".encode()).decode()
+        consumer.tag_address = f"{REPLY_TO_PREFIX}{channel_id}.{base64.b64encode(os.urandom(16)).decode()}"
+        self.reply_consumer = consumer
+        self.consumers[tag] = consumer
+        self.vhost.reply_consumers[consumer.tag_address] = consumer
+        if not frame.nowait:
+            self.conn.send(wire.tag_reply(self.number, wire.BASIC_CONSUME_OK, tag))
+
+    def _forget_consumer(self, consumer: ChannelConsumer) -> None:
+        if consumer.queue is not None:
+            consumer.queue.remove_consumer(consumer)
+        elif consumer is self.reply_consumer:
+            self.vhost.reply_consumers.pop(consumer.tag_address, None)
+            self.reply_consumer = None
+
     def _basic_cancel(self, frame: commands.Basic.Cancel) -> None:
         consumer = self.consumers.pop(frame.consumer_tag, None)
         if not frame.nowait:
             self.conn.send(wire.tag_reply(self.number, wire.BASIC_CANCEL_OK, frame.consumer_tag))
         if consumer is not None:
-            consumer.queue.remove_consumer(consumer)
+            self._forget_consumer(consumer)
 
     def _basic_get(self, frame: commands.Basic.Get) -> None:
         name = self._queue_name(frame.queue, wire.index(60, 70))
@@ -609,3 +719,38 @@ class Channel:
         self.confirm = True
         if not frame.nowait:
             self.reply(wire.CONFIRM_SELECT_OK)
+
+
+REPLY_TO = "amq.rabbitmq.reply-to"
+REPLY_TO_PREFIX = "amq.rabbitmq.reply-to."
+
+
+class ReplyConsumer(ChannelConsumer):
+    """A consumer of the direct reply-to pseudo-queue ``amq.rabbitmq.reply-to``."""
+
+    __slots__ = ("tag_address",)
+
+
+def _parse_expiration(text: str | None) -> int:
+    """The expiration property as RabbitMQ validates it (milliseconds, >= 0)."""
+    try:
+        value = int(text or "", 10)
+    except ValueError:
+        raise channel_error(PRECONDITION_FAILED, f"invalid expiration '{text}': no_integer", wire.BASIC_PUBLISH) from None
+    if value < 0:
+        raise channel_error(PRECONDITION_FAILED, f"invalid expiration '{text}': {{value_negative,{value}}}", wire.BASIC_PUBLISH)
+    return value
+
+
+def _sender_selected(block: PropertyBlock, routing_key: str) -> tuple[PropertyBlock, list[str] | None]:
+    """CC and BCC headers add routing keys; BCC is removed before delivery."""
+    headers = block.headers() or {}
+    keys = [routing_key]
+    for name in ("CC", "BCC"):
+        value = headers.get(name)
+        if isinstance(value, list):
+            keys.extend(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value if isinstance(v, (str, bytes)))
+    if "BCC" in headers:
+        stripped = {k: v for k, v in headers.items() if k != "BCC"}
+        block = block.replaced(headers=stripped)
+    return block, (keys if len(keys) > 1 else None)

@@ -16,45 +16,18 @@ from typing import Any
 
 from pamqp import commands
 
-
-class Byte(int):
-    type_name = "byte"
-
-
-class UnsignedByte(int):
-    type_name = "unsignedbyte"
-
-
-class Short(int):
-    type_name = "short"
-
-
-class UnsignedShort(int):
-    type_name = "unsignedshort"
-
-
-class SignedInt(int):
-    type_name = "signedint"
-
-
-class UnsignedInt(int):
-    type_name = "unsignedint"
-
-
-class Long(int):
-    type_name = "long"
-
-
-class Float(float):
-    type_name = "float"
-
-
-class Double(float):
-    type_name = "double"
-
-
-class Binary(bytes):
-    type_name = "binary"
+from wiregate.core.values import (
+    Binary,
+    Byte,
+    Double,
+    Float,
+    Long,
+    Short,
+    SignedInt,
+    UnsignedByte,
+    UnsignedInt,
+    UnsignedShort,
+)
 
 
 class DecodeError(ValueError):
@@ -242,6 +215,68 @@ def decode_method(method_index: int, payload: bytes) -> Any:
 
 
 _ERL_ESCAPES = {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x0B: "\\v", 0x08: "\\b", 0x0C: "\\f", 0x1B: "\\e", 0x22: '\\"', 0x5C: "\\\\"}
+
+
+# ---------------------------------------------------------------- encoding
+_CODE_BY_TYPE_NAME = {
+    "byte": (b"b", _s8),
+    "unsignedbyte": (b"B", _u8),
+    "short": (b"s", _s16),
+    "unsignedshort": (b"u", _u16),
+    "signedint": (b"I", _s32),
+    "unsignedint": (b"i", _u32),
+    "long": (b"l", _s64),
+    "float": (b"f", _f32),
+    "double": (b"d", _f64),
+}
+
+
+def encode_value(value: Any) -> bytes:
+    """One typed field value; a value decoded here is re-encoded with its own type."""
+    type_name = getattr(value, "type_name", None)
+    if type_name in _CODE_BY_TYPE_NAME:
+        code, packer = _CODE_BY_TYPE_NAME[type_name]
+        return code + packer.pack(value)
+    if type_name == "binary":
+        return b"x" + _u32.pack(len(value)) + bytes(value)
+    if isinstance(value, bool):
+        return b"t" + (b"\x01" if value else b"\x00")
+    if isinstance(value, int):
+        if -(2**31) <= value < 2**31:
+            return b"I" + _s32.pack(value)
+        return b"l" + _s64.pack(value)
+    if isinstance(value, float):
+        return b"d" + _f64.pack(value)
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+        return b"S" + _u32.pack(len(data)) + data
+    if isinstance(value, (bytes, bytearray)):
+        return b"S" + _u32.pack(len(value)) + bytes(value)
+    if isinstance(value, dict):
+        return b"F" + encode_table(value)
+    if isinstance(value, (list, tuple)):
+        body = b"".join(encode_value(v) for v in value)
+        return b"A" + _u32.pack(len(body)) + body
+    if value is None:
+        return b"V"
+    if isinstance(value, datetime.datetime):
+        return b"T" + _u64.pack(int(value.timestamp()))
+    if isinstance(value, decimal.Decimal):
+        sign, digits, exponent = value.as_tuple()
+        scale = max(0, -int(exponent))
+        unscaled = int(value.scaleb(scale))
+        return b"D" + _u8.pack(scale) + _s32.pack(unscaled)
+    raise TypeError(f"cannot encode {type(value).__name__} in a field table")
+
+
+def encode_table(table: dict[str, Any]) -> bytes:
+    """A field table, keys in the dict's order."""
+    parts = []
+    for key, value in table.items():
+        data = key.encode("utf-8")
+        parts.append(_u8.pack(len(data)) + data + encode_value(value))
+    body = b"".join(parts)
+    return _u32.pack(len(body)) + body
 
 
 def erlang_binary(data: bytes) -> str:

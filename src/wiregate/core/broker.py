@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from .timers import Scheduler
 from .vhost import VHost
 
 
 class Broker:
     """All state of one wiregate server, shared by every protocol front end."""
 
-    def __init__(self) -> None:
-        self.vhosts: dict[str, VHost] = {"/": VHost("/")}
+    def __init__(self, scheduler: Scheduler | None = None) -> None:
+        #: the clock and deadlines of every time-based feature (TTL, x-expires)
+        self.scheduler = scheduler if scheduler is not None else Scheduler()
+        self.vhosts: dict[str, VHost] = {"/": VHost("/", self.scheduler)}
         #: user name -> password; RabbitMQ's default user guest/guest
         self.users: dict[str, str] = {"guest": "guest"}
         #: open client connections of every protocol (for listings)
@@ -45,9 +48,9 @@ class Broker:
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name)
+            vhost = self.vhosts[name] = VHost(name, self.scheduler)
         return vhost
 
     def reset(self) -> None:
         """Forget every entity: a fresh broker for the next test."""
-        self.vhosts = {"/": VHost("/")}
+        self.vhosts = {"/": VHost("/", self.scheduler)}

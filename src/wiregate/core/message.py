@@ -14,7 +14,18 @@ from typing import Any, Callable
 class Message:
     """An immutable published message, shared by every queue it is routed to."""
 
-    __slots__ = ("exchange", "routing_key", "body", "properties", "persistent", "_headers", "_decode_headers")
+    __slots__ = (
+        "exchange",
+        "routing_key",
+        "body",
+        "properties",
+        "persistent",
+        "priority",
+        "expiration",
+        "routing_keys",
+        "_headers",
+        "_decode_headers",
+    )
 
     def __init__(
         self,
@@ -24,6 +35,9 @@ class Message:
         properties: Any = None,
         *,
         persistent: bool = False,
+        priority: int | None = None,
+        expiration: int | None = None,
+        routing_keys: list[str] | None = None,
         headers: dict[str, Any] | None = None,
         decode_headers: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
@@ -32,6 +46,12 @@ class Message:
         self.body = body
         self.properties = properties
         self.persistent = persistent
+        #: the priority property (None when absent)
+        self.priority = priority
+        #: per-message TTL in milliseconds (the AMQP expiration property), None when absent
+        self.expiration = expiration
+        #: every routing key the message was published with (routing key plus CC/BCC)
+        self.routing_keys = routing_keys if routing_keys is not None else [routing_key]
         self._headers = headers
         self._decode_headers = decode_headers
 
@@ -42,6 +62,26 @@ class Message:
             decoded = self._decode_headers() if self._decode_headers is not None else None
             self._headers = decoded or {}
         return self._headers
+
+    def republished(self, exchange: str, routing_key: str, headers: dict[str, Any], *, keep_expiration: bool) -> "Message":
+        """A copy with new headers (dead-lettering), routed afresh.
+
+        The protocol's property object must offer ``with_headers(headers,
+        drop_expiration=...)``; it re-encodes only what changed.
+        """
+        properties = self.properties
+        if properties is not None:
+            properties = properties.with_headers(headers, drop_expiration=not keep_expiration)
+        return Message(
+            exchange,
+            routing_key,
+            self.body,
+            properties,
+            persistent=self.persistent,
+            priority=self.priority,
+            expiration=self.expiration if keep_expiration else None,
+            headers=headers,
+        )
 
     def __repr__(self) -> str:
         return f"<Message {self.exchange!r}/{self.routing_key!r} {len(self.body)} bytes>"
@@ -54,13 +94,17 @@ class Entry:
     back to that position, as RabbitMQ's classic queues do.
     """
 
-    __slots__ = ("seq", "message", "redelivered", "delivery_count")
+    __slots__ = ("seq", "message", "redelivered", "delivery_count", "expires_at", "priority")
 
-    def __init__(self, seq: int, message: Message) -> None:
+    def __init__(self, seq: int, message: Message, expires_at: float | None = None, priority: int = 0) -> None:
         self.seq = seq
         self.message = message
         self.redelivered = False
         self.delivery_count = 0
+        #: broker clock time after which the entry is dead (None: never)
+        self.expires_at = expires_at
+        #: effective priority in a priority queue (0 otherwise)
+        self.priority = priority
 
     def __repr__(self) -> str:
         return f"<Entry #{self.seq} {self.message!r}{' redelivered' if self.redelivered else ''}>"

@@ -1,21 +1,26 @@
-"""Queues: ready messages in order, unacked deliveries, consumers.
+"""Queues: ready messages, unacked deliveries, consumers, and the queue
+features RabbitMQ 3.10's classic queue offers.
 
-Dispatch follows RabbitMQ's classic queue: consumers take turns (the one
-that just received a message goes to the back of the line); a consumer out
-of credit (prefetch) steps aside and rejoins at the back when it has credit
-again.  A requeued message returns to its original position.
+Dispatch follows RabbitMQ: among consumers of the highest priority that
+have credit, consumers take turns (the one that just received goes to the
+back); a consumer out of credit (prefetch) steps aside and rejoins at the
+back when it has credit again.  With ``x-single-active-consumer`` only the
+earliest registered consumer receives.  A requeued message returns to its
+original position.  Message TTL is enforced at the head of the queue, as
+RabbitMQ does; ``x-max-length``/``-bytes`` count ready messages only.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
-from typing import TYPE_CHECKING, Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
 
 from .errors import AccessRefused
 from .message import Entry, Message
 
 if TYPE_CHECKING:
+    from .timers import Timer
     from .vhost import VHost
 
 
@@ -25,12 +30,143 @@ class Consumer(Protocol):
     tag: str
     exclusive: bool
     ack_required: bool
+    priority: int
 
     def has_credit(self) -> bool: ...
 
     def deliver(self, queue: "Queue", entry: Entry) -> None: ...
 
     def cancelled_by_server(self, queue: "Queue") -> None: ...
+
+
+def _seq(entry: Entry) -> int:
+    return entry.seq
+
+
+class ReadyList:
+    """Ready entries in delivery order (FIFO by enqueue sequence)."""
+
+    def __init__(self) -> None:
+        self._items: deque[Entry] = deque()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._items)
+
+    def append(self, entry: Entry) -> None:
+        self._items.append(entry)
+        self.bytes += len(entry.message.body)
+
+    def head(self) -> Entry:
+        return self._items[0]
+
+    def popleft(self) -> Entry:
+        entry = self._items.popleft()
+        self.bytes -= len(entry.message.body)
+        return entry
+
+    def pop(self) -> Entry:
+        entry = self._items.pop()
+        self.bytes -= len(entry.message.body)
+        return entry
+
+    def restore(self, entries: list[Entry]) -> None:
+        """Put entries (sorted by seq) back at their original positions."""
+        items = self._items
+        self.bytes += sum(len(e.message.body) for e in entries)
+        if not items or entries[-1].seq < items[0].seq:
+            items.extendleft(reversed(entries))
+            return
+        merged = list(items)
+        for entry in entries:
+            bisect.insort(merged, entry, key=_seq)
+        self._items = deque(merged)
+
+    def clear(self) -> list[Entry]:
+        items = list(self._items)
+        self._items.clear()
+        self.bytes = 0
+        return items
+
+
+class PriorityReadyList(ReadyList):
+    """Ready entries by priority (highest first), FIFO within one priority."""
+
+    def __init__(self, max_priority: int) -> None:
+        self.max_priority = max_priority
+        self._levels: dict[int, ReadyList] = {}
+        self._order: list[int] = []  # priorities present, highest first
+        self._count = 0
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __iter__(self) -> Iterator[Entry]:
+        for priority in self._order:
+            yield from self._levels[priority]
+
+    def _level(self, priority: int) -> ReadyList:
+        level = self._levels.get(priority)
+        if level is None:
+            level = self._levels[priority] = ReadyList()
+            bisect.insort(self._order, priority, key=lambda p: -p)
+        return level
+
+    def _shrink(self, priority: int) -> None:
+        if not self._levels[priority]:
+            del self._levels[priority]
+            self._order.remove(priority)
+
+    def append(self, entry: Entry) -> None:
+        self._level(entry.priority).append(entry)
+        self._count += 1
+        self.bytes += len(entry.message.body)
+
+    def head(self) -> Entry:
+        return self._levels[self._order[0]].head()
+
+    def popleft(self) -> Entry:
+        priority = self._order[0]
+        entry = self._levels[priority].popleft()
+        self._shrink(priority)
+        self._count -= 1
+        self.bytes -= len(entry.message.body)
+        return entry
+
+    def pop(self) -> Entry:
+        priority = self._order[-1]
+        entry = self._levels[priority].pop()
+        self._shrink(priority)
+        self._count -= 1
+        self.bytes -= len(entry.message.body)
+        return entry
+
+    def restore(self, entries: list[Entry]) -> None:
+        by_priority: dict[int, list[Entry]] = {}
+        for entry in entries:
+            by_priority.setdefault(entry.priority, []).append(entry)
+        for priority, group in by_priority.items():
+            self._level(priority).restore(group)
+            self._count += len(group)
+            self.bytes += sum(len(e.message.body) for e in group)
+
+    def clear(self) -> list[Entry]:
+        items = list(self)
+        self._levels.clear()
+        self._order.clear()
+        self._count = 0
+        self.bytes = 0
+        return items
 
 
 class Queue:
@@ -52,17 +188,33 @@ class Queue:
         self.auto_delete = auto_delete
         #: the connection that owns an exclusive queue; None when not exclusive
         self.owner = owner
-        self.arguments = dict(arguments or {})
-        self.ready: deque[Entry] = deque()
+        self.arguments = args = dict(arguments or {})
+        max_priority = args.get("x-max-priority")
+        self.ready: ReadyList = PriorityReadyList(int(max_priority)) if max_priority else ReadyList()
+        self.max_priority = int(max_priority) if max_priority else 0
+        ttl = args.get("x-message-ttl")
+        self.message_ttl: float | None = int(ttl) / 1000 if ttl is not None else None
+        self.max_length: int | None = int(args["x-max-length"]) if "x-max-length" in args else None
+        self.max_length_bytes: int | None = int(args["x-max-length-bytes"]) if "x-max-length-bytes" in args else None
+        overflow = args.get("x-overflow", "drop-head")
+        self.overflow = overflow.decode() if isinstance(overflow, bytes) else str(overflow)
+        self.single_active = args.get("x-single-active-consumer") is True
+        expires = args.get("x-expires")
+        self.expires: float | None = int(expires) / 1000 if expires is not None else None
         self.unacked = 0
         self.deleted = False
         self._next_seq = 0
-        self._active: deque[Consumer] = deque()
+        self._registered: list[Consumer] = []
+        self._groups: dict[int, deque[Consumer]] = {}
+        self._priorities: list[int] = []  # consumer priorities present, highest first
         self._blocked: list[Consumer] = []
         self._has_had_consumer = False
         self._dispatching = False
-        #: bindings in which this queue is the destination: (exchange, key, args)
-        self.bindings: set[tuple[str, str, Any]] = set()
+        self._ttl_timer: "Timer | None" = None
+        self._expiry_timer: "Timer | None" = None
+        self._last_used = vhost.scheduler.now()
+        if self.expires is not None:
+            self._arm_expiry()
 
     # ------------------------------------------------------------ properties
     @property
@@ -71,28 +223,63 @@ class Queue:
 
     @property
     def message_count(self) -> int:
+        self.expire_head()
         return len(self.ready)
 
     @property
     def consumer_count(self) -> int:
-        return len(self._active) + len(self._blocked)
+        return len(self._registered)
 
     @property
     def consumers(self) -> list[Consumer]:
-        return list(self._active) + self._blocked
+        return list(self._registered)
 
     def describe(self) -> str:
         return f"queue '{self.name}' in vhost '{self.vhost.name}'"
 
     # ---------------------------------------------------------------- input
-    def enqueue(self, message: Message) -> Entry:
-        """Append a routed message and hand it to a consumer if one can take it."""
-        entry = Entry(self._next_seq, message)
+    def enqueue(self, message: Message) -> bool:
+        """Add a routed message; False when the queue refused it (overflow).
+
+        A refused message is what ``x-overflow: reject-publish`` does: the
+        publisher's confirm becomes a nack.
+        """
+        body_size = len(message.body)
+        if self.max_length is not None or self.max_length_bytes is not None:
+            over = (self.max_length is not None and len(self.ready) + 1 > self.max_length) or (
+                self.max_length_bytes is not None and self.ready.bytes + body_size > self.max_length_bytes
+            )
+            if over and self.overflow in ("reject-publish", "reject-publish-dlx"):
+                if self.overflow == "reject-publish-dlx":
+                    self.vhost.dead_letter(self, message, "rejected")
+                return False
+        now = self.vhost.scheduler.now()
+        ttl = self.message_ttl
+        if message.expiration is not None:
+            per_message = message.expiration / 1000
+            ttl = per_message if ttl is None else min(ttl, per_message)
+        priority = 0
+        if self.max_priority:
+            priority = min(message.priority or 0, self.max_priority)
+        entry = Entry(self._next_seq, message, now + ttl if ttl is not None else None, priority)
         self._next_seq += 1
         self.ready.append(entry)
-        if self._active or self._blocked:
+        if self._registered:
             self.dispatch()
-        return entry
+        if self.max_length is not None or self.max_length_bytes is not None:
+            self._drop_over_limit()
+        if entry.expires_at is not None:
+            self.expire_head(now)
+        return True
+
+    def _drop_over_limit(self) -> None:
+        ready = self.ready
+        while ready and (
+            (self.max_length is not None and len(ready) > self.max_length)
+            or (self.max_length_bytes is not None and ready.bytes > self.max_length_bytes)
+        ):
+            entry = ready.popleft()
+            self.vhost.dead_letter(self, entry.message, "maxlen")
 
     def requeue(self, entries: Iterable[Entry]) -> None:
         """Put delivered-but-unsettled entries back at their original positions."""
@@ -102,30 +289,34 @@ class Queue:
         self.unacked -= len(returned)
         if self.deleted:
             return
-        ready = self.ready
         for entry in returned:
             entry.redelivered = True
-        if not ready or returned[-1].seq < ready[0].seq:
-            ready.extendleft(reversed(returned))
-        else:
-            merged = list(ready)
-            for entry in returned:
-                bisect.insort(merged, entry, key=_seq)
-            self.ready = deque(merged)
+        self.ready.restore(returned)
+        self.expire_head()
         self.dispatch()
 
     def settle(self, count: int = 1) -> None:
-        """Forget ``count`` acknowledged (or dropped) deliveries."""
+        """Forget ``count`` acknowledged deliveries."""
         self.unacked -= count
+
+    def reject(self, entries: Iterable[Entry]) -> None:
+        """Drop rejected deliveries (no requeue): settle and dead-letter them."""
+        entries = list(entries)
+        self.unacked -= len(entries)
+        for entry in entries:
+            self.vhost.dead_letter(self, entry.message, "rejected")
 
     def take(self, ack_required: bool) -> Entry | None:
         """Remove the head entry for basic.get; None when empty."""
+        self.touch()
+        self.expire_head()
         if not self.ready:
             return None
         entry = self.ready.popleft()
         entry.delivery_count += 1
         if ack_required:
             self.unacked += 1
+        self._arm_ttl()
         return entry
 
     def purge(self) -> int:
@@ -133,57 +324,167 @@ class Queue:
         self.ready.clear()
         return count
 
+    # ------------------------------------------------------------------ TTL
+    def expire_head(self, now: float | None = None) -> None:
+        """Dead-letter (reason ``expired``) entries whose TTL ran out at the head."""
+        ready = self.ready
+        if not ready:
+            return
+        head = ready.head()
+        if head.expires_at is None:
+            return
+        if now is None:
+            now = self.vhost.scheduler.now()
+        while ready:
+            head = ready.head()
+            if head.expires_at is None or head.expires_at > now:
+                break
+            ready.popleft()
+            self.vhost.dead_letter(self, head.message, "expired")
+        self._arm_ttl()
+
+    def _arm_ttl(self) -> None:
+        if self.deleted or not self.ready:
+            return
+        when = self.ready.head().expires_at
+        if when is None:
+            return
+        timer = self._ttl_timer
+        if timer is not None and not timer.cancelled and timer.when <= when:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._ttl_timer = self.vhost.scheduler.call_at(when, self._ttl_fired)
+
+    def _ttl_fired(self) -> None:
+        self._ttl_timer = None
+        if not self.deleted:
+            self.expire_head()
+
+    # -------------------------------------------------------------- expiry
+    def touch(self) -> None:
+        """The queue was used (declare, get, consume): restart x-expires."""
+        self._last_used = self.vhost.scheduler.now()
+
+    def _arm_expiry(self) -> None:
+        assert self.expires is not None
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        self._expiry_timer = self.vhost.scheduler.call_at(self._last_used + self.expires, self._expiry_fired)
+
+    def _expiry_fired(self) -> None:
+        self._expiry_timer = None
+        if self.deleted or self.expires is None:
+            return
+        if self._registered:
+            self._last_used = self.vhost.scheduler.now()
+        elif self.vhost.scheduler.now() >= self._last_used + self.expires:
+            self.vhost.delete_queue(self)
+            return
+        self._arm_expiry()
+
     # ------------------------------------------------------------ consumers
     def check_can_consume(self, exclusive: bool) -> None:
-        has_exclusive = any(c.exclusive for c in self.consumers)
-        if has_exclusive or (exclusive and self.consumer_count):
+        has_exclusive = any(c.exclusive for c in self._registered)
+        if has_exclusive or (exclusive and self._registered):
             raise AccessRefused(f"{self.describe()} in exclusive use")
 
     def add_consumer(self, consumer: Consumer) -> None:
         self.check_can_consume(consumer.exclusive)
         self._has_had_consumer = True
-        self._active.append(consumer)
+        self.touch()
+        self._registered.append(consumer)
+        self._group(consumer.priority).append(consumer)
         self.dispatch()
+
+    def _group(self, priority: int) -> deque[Consumer]:
+        group = self._groups.get(priority)
+        if group is None:
+            group = self._groups[priority] = deque()
+            bisect.insort(self._priorities, priority, key=lambda p: -p)
+        return group
 
     def remove_consumer(self, consumer: Consumer) -> None:
         """Detach a consumer; an auto-delete queue goes with its last one."""
         try:
-            self._active.remove(consumer)
+            self._registered.remove(consumer)
         except ValueError:
-            try:
-                self._blocked.remove(consumer)
-            except ValueError:
-                return
-        if self.auto_delete and self._has_had_consumer and not self.consumer_count and not self.deleted:
+            return
+        group = self._groups.get(consumer.priority)
+        if group is not None and consumer in group:
+            group.remove(consumer)
+        elif consumer in self._blocked:
+            self._blocked.remove(consumer)
+        if group is not None and not group:
+            del self._groups[consumer.priority]
+            self._priorities.remove(consumer.priority)
+        self.touch()
+        if self.auto_delete and self._has_had_consumer and not self._registered and not self.deleted:
             self.vhost.delete_queue(self)
+        elif self.single_active and self._registered:
+            self.dispatch()
 
     def dispatch(self) -> None:
-        """Deliver ready messages to consumers with credit, in turn."""
-        if self._dispatching:
+        """Deliver ready messages to consumers with credit."""
+        if self._dispatching or self.deleted:
             return
         self._dispatching = True
         try:
+            ready = self.ready
+            if ready and ready.head().expires_at is not None:
+                self.expire_head()
+            if self.single_active:
+                self._dispatch_single()
+                return
             blocked = self._blocked
-            active = self._active
             if blocked:
                 still = []
                 for consumer in blocked:
-                    (active.append if consumer.has_credit() else still.append)(consumer)
+                    if consumer.has_credit():
+                        self._group(consumer.priority).append(consumer)
+                    else:
+                        still.append(consumer)
                 self._blocked = blocked = still
-            ready = self.ready
-            while ready and active:
-                consumer = active.popleft()
-                if not consumer.has_credit():
-                    blocked.append(consumer)
-                    continue
-                entry = ready.popleft()
-                entry.delivery_count += 1
-                if consumer.ack_required:
-                    self.unacked += 1
-                active.append(consumer)
-                consumer.deliver(self, entry)
+            delivered = False
+            for priority in list(self._priorities):
+                group = self._groups.get(priority)
+                while ready and group:
+                    consumer = group.popleft()
+                    if not consumer.has_credit():
+                        blocked.append(consumer)
+                        continue
+                    entry = ready.popleft()
+                    entry.delivery_count += 1
+                    if consumer.ack_required:
+                        self.unacked += 1
+                    group.append(consumer)
+                    consumer.deliver(self, entry)
+                    delivered = True
+                if group is not None and not group:
+                    del self._groups[priority]
+                    self._priorities.remove(priority)
+                if not ready:
+                    break
+            if delivered:
+                self._arm_ttl()
         finally:
             self._dispatching = False
+
+    def _dispatch_single(self) -> None:
+        if not self._registered:
+            return
+        consumer = self._registered[0]
+        ready = self.ready
+        delivered = False
+        while ready and consumer.has_credit():
+            entry = ready.popleft()
+            entry.delivery_count += 1
+            if consumer.ack_required:
+                self.unacked += 1
+            consumer.deliver(self, entry)
+            delivered = True
+        if delivered:
+            self._arm_ttl()
 
     # ------------------------------------------------------------ lifecycle
     def delete(self) -> int:
@@ -191,8 +492,13 @@ class Queue:
         count = len(self.ready)
         self.deleted = True
         self.ready.clear()
-        consumers = self.consumers
-        self._active.clear()
+        for timer in (self._ttl_timer, self._expiry_timer):
+            if timer is not None:
+                timer.cancel()
+        consumers = list(self._registered)
+        self._registered.clear()
+        self._groups.clear()
+        self._priorities.clear()
         self._blocked = []
         for consumer in consumers:
             consumer.cancelled_by_server(self)
@@ -200,7 +506,3 @@ class Queue:
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} ready={len(self.ready)} unacked={self.unacked}>"
-
-
-def _seq(entry: Entry) -> int:
-    return entry.seq

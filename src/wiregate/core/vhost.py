@@ -5,6 +5,7 @@ clients perform on them, with RabbitMQ 3.10's checks and error texts.
 from __future__ import annotations
 
 import base64
+import datetime
 import os
 from typing import Any
 
@@ -12,7 +13,10 @@ from .errors import AccessRefused, NotFound, PreconditionFailed, ResourceLocked
 from .exchange import Exchange, exchange_class
 from .message import Message
 from .queue import Queue
+from .arguments import validate_queue_arguments
 from .routing import valid_x_match
+from .timers import Scheduler
+from .values import _MISSING, _describe_arg, _erl_format, _type_class, Long, value_type_name
 
 #: Queue arguments whose values must match on redeclaration
 #: (``rabbit_amqqueue:declare_args/0`` of RabbitMQ 3.10).
@@ -46,57 +50,6 @@ PREDECLARED_EXCHANGES = (
     ("amq.match", "headers"),
     ("amq.rabbitmq.trace", "topic"),
 )
-
-
-def value_type_name(value: Any) -> str:
-    """RabbitMQ's name for the wire type of an argument value.
-
-    A protocol layer that knows the exact wire type attaches it as a
-    ``type_name`` attribute; otherwise it is inferred from the Python type.
-    """
-    name = getattr(value, "type_name", None)
-    if name:
-        return name
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "long" if not -(2**31) <= value < 2**31 else "signedint"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, (str, bytes)):
-        return "longstr"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, list):
-        return "array"
-    if value is None:
-        return "void"
-    return type(value).__name__
-
-
-def _type_class(name: str) -> str:
-    if name in ("byte", "short", "signedint", "long", "unsignedbyte", "unsignedshort", "unsignedint"):
-        return "int"
-    if name in ("float", "double"):
-        return "float"
-    return name
-
-
-def _erl_format(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def _describe_arg(value: Any) -> str:
-    if value is _MISSING:
-        return "none"
-    return f"the value '{_erl_format(value)}' of type '{value_type_name(value)}'"
-
-
-_MISSING = object()
 
 
 def assert_field_equivalence(current: Any, requested: Any, what: str, field: str) -> None:
@@ -133,10 +86,13 @@ def server_named_queue() -> str:
 class VHost:
     """One virtual host."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, scheduler: Scheduler | None = None) -> None:
         self.name = name
+        self.scheduler = scheduler if scheduler is not None else Scheduler()
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        #: direct reply-to addresses -> the protocol consumer they reach
+        self.reply_consumers: dict[str, Any] = {}
         for xname, xtype in PREDECLARED_EXCHANGES:
             self.exchanges[xname] = exchange_class(xtype)(self, xname, durable=True)
         # The default exchange exists (it appears in listings) but never binds.
@@ -284,7 +240,9 @@ class VHost:
             assert_field_equivalence(queue.durable, durable, what, "durable")
             assert_field_equivalence(queue.auto_delete, auto_delete, what, "auto_delete")
             assert_args_equivalence(queue.arguments, arguments, what, QUEUE_EQUIVALENCE_ARGS)
+            queue.touch()
             return queue
+        validate_queue_arguments(arguments, self.describe_queue(name))
         queue = Queue(self, name, durable=durable, auto_delete=auto_delete, owner=want_owner, arguments=arguments)
         self.queues[name] = queue
         # every queue is bound to the default exchange under its own name;
@@ -382,25 +340,151 @@ class VHost:
 
     # -------------------------------------------------------------- routing
     def route(self, exchange: Exchange, routing_key: str, message: Message) -> list[Queue]:
-        """The queues a message published to ``exchange`` reaches (each once)."""
+        """The queues a message published to ``exchange`` reaches (each once).
+
+        Exchange-to-exchange bindings are followed (each exchange visited
+        once); when nothing is reached, the exchange's alternate exchange
+        (the ``alternate-exchange`` argument) is tried, and its own, as
+        RabbitMQ does.
+        """
         if exchange.name == "":
             queue = self.queues.get(routing_key)
             return [queue] if queue is not None else []
-        found = exchange.route(message, routing_key)
-        if not found:
-            return []
         queues: list[Queue] = []
-        seen_exchanges = {exchange}
-        pending = list(found)
-        seen: set[Any] = set()
+        visited: set[Any] = set()
+        current: Exchange | None = exchange
+        while current is not None and current not in visited:
+            self._route_into(current, routing_key, message, queues, visited)
+            if queues:
+                break
+            alternate = current.arguments.get("alternate-exchange")
+            if not isinstance(alternate, (str, bytes)):
+                break
+            current = self.exchanges.get(alternate.decode() if isinstance(alternate, bytes) else alternate)
+        return queues
+
+    def _route_into(self, exchange: Exchange, routing_key: str, message: Message, queues: list[Queue], visited: set[Any]) -> None:
+        visited.add(exchange)
+        if exchange.name == "":
+            queue = self.queues.get(routing_key)
+            if queue is not None and queue not in visited:
+                visited.add(queue)
+                queues.append(queue)
+            return
+        pending = list(exchange.route(message, routing_key))
         while pending:
             dest = pending.pop()
-            if dest in seen:
+            if dest in visited:
                 continue
-            seen.add(dest)
+            visited.add(dest)
             if isinstance(dest, Queue):
                 queues.append(dest)
-            elif dest not in seen_exchanges:
-                seen_exchanges.add(dest)
+            else:
                 pending.extend(dest.route(message, routing_key))
-        return queues
+
+    # -------------------------------------------------------- dead letters
+    def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
+        """Republish a message a queue let go of (``rabbit_dead_letter``).
+
+        Reasons: ``rejected``, ``expired``, ``maxlen``, ``delivery_limit``.
+        Without ``x-dead-letter-exchange``, or when that exchange does not
+        exist, the message is dropped silently, as RabbitMQ does.
+        """
+        dlx_name = queue.arguments.get("x-dead-letter-exchange")
+        if dlx_name is None:
+            return
+        if isinstance(dlx_name, bytes):
+            dlx_name = dlx_name.decode("utf-8", "replace")
+        dlx = self.exchanges.get(dlx_name)
+        if dlx is None:
+            return
+        dl_key = queue.arguments.get("x-dead-letter-routing-key")
+        if isinstance(dl_key, bytes):
+            dl_key = dl_key.decode("utf-8", "replace")
+        headers = x_death_headers(message, queue.name, reason, self.scheduler.wall(), dl_key)
+        routing_keys = [dl_key] if dl_key is not None else list(message.routing_keys)
+        copy = message.republished(dlx_name, routing_keys[0], headers, keep_expiration=False)
+        copy.routing_keys = routing_keys
+        targets: list[Queue] = []
+        for key in routing_keys:
+            for target in self.route(dlx, key, copy):
+                if target not in targets:
+                    targets.append(target)
+        if reason != "rejected":
+            deaths = headers.get("x-death")
+            targets = [t for t in targets if not _is_cycle(t.name, deaths)]
+        for target in targets:
+            target.enqueue(copy)
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
+
+
+def x_death_headers(message: Message, queue_name: str, reason: str, wall_seconds: float, dl_key: str | None) -> dict[str, Any]:
+    """The headers of a dead-lettered copy, as ``rabbit_dead_letter:make_msg`` writes them.
+
+    ``x-death`` is an array, newest first, one table per (queue, reason)
+    with a ``count``; the first death also sets ``x-first-death-*``.
+    RabbitMQ rewrites the table through ``set_table_value``, which sorts it
+    by key, so the result is sorted too.
+    """
+    headers = dict(message.headers)
+    info: dict[str, Any] = {
+        "reason": reason,
+        "queue": queue_name,
+        "time": datetime.datetime.fromtimestamp(int(wall_seconds), tz=datetime.timezone.utc),
+        "exchange": message.exchange,
+        "routing-keys": [message.routing_keys[0], *_header_routes(headers)],
+    }
+    expiration = message.properties.get("expiration") if hasattr(message.properties, "get") else None
+    if expiration is not None:
+        info["original-expiration"] = expiration
+    deaths = headers.get("x-death")
+    if not isinstance(deaths, list):
+        headers["x-first-death-reason"] = reason
+        headers["x-first-death-queue"] = queue_name
+        headers["x-first-death-exchange"] = message.exchange
+        headers["x-death"] = [{"count": Long(1), **info}]
+    else:
+        matched = None
+        others = []
+        for death in deaths:
+            if (
+                matched is None
+                and isinstance(death, dict)
+                and _text(death.get("queue")) == queue_name
+                and _text(death.get("reason")) == reason
+            ):
+                matched = death
+            else:
+                others.append(death)
+        if matched is None:
+            entry = {"count": Long(1), **info}
+        else:
+            entry = dict(matched)
+            entry["count"] = Long(int(entry.get("count", 0)) + 1)
+        headers["x-death"] = [dict(sorted(entry.items(), key=lambda kv: kv[0].encode())), *others]
+    if dl_key is not None:
+        headers.pop("CC", None)
+    return dict(sorted(headers.items(), key=lambda kv: kv[0].encode()))
+
+
+def _header_routes(headers: dict[str, Any]) -> list[str]:
+    routes = []
+    for key in ("CC", "BCC"):
+        value = headers.get(key)
+        if isinstance(value, list):
+            routes.extend(_text(v) for v in value if isinstance(v, (str, bytes)))
+    return routes
+
+
+def _is_cycle(queue_name: str, deaths: Any) -> bool:
+    """RabbitMQ's ``is_cycle``: the copy would return to a queue it died in,
+    and no death on the way was a rejection (only automatic cycles are broken)."""
+    if not isinstance(deaths, list):
+        return False
+    for index, death in enumerate(deaths):
+        if isinstance(death, dict) and _text(death.get("queue")) == queue_name:
+            return all(isinstance(d, dict) and _text(d.get("reason")) != "rejected" for d in deaths[: index + 1])
+    return False
