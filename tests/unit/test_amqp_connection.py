@@ -438,6 +438,24 @@ def test_prefetch_nack_requeue_and_ack_sequence(client) -> None:
     assert frames[-1].value.message_count == 1
 
 
+def test_declare_ok_counts_and_ack_after_cancel(client) -> None:
+    """Recorded from RabbitMQ 3.10: counts exclude unacked messages; a
+    cancelled consumer's deliveries can still be acked on its channel."""
+    client.open(2)
+    declare(client, "q")
+    client.call(1, commands.Basic.Qos(prefetch_count=1))
+    for body in (b"1", b"2", b"3"):
+        client.publish(1, "", "q", body)
+    client.call(1, commands.Basic.Consume(queue="q", consumer_tag="c"))
+    ok = client.call(2, commands.Queue.Declare(queue="q"))[0].value
+    assert (ok.message_count, ok.consumer_count) == (2, 1)
+    assert names(client.call(1, commands.Basic.Cancel(consumer_tag="c"))) == ["Basic.CancelOk"]
+    assert client.call(1, commands.Basic.Ack(delivery_tag=1)) == []
+    ok = client.call(2, commands.Queue.Declare(queue="q"))[0].value
+    assert (ok.message_count, ok.consumer_count) == (2, 0)
+    assert client.call(2, commands.Basic.Get(queue="q"))[0].value.message_count == 1
+
+
 def test_recover_requeues_unacked(client) -> None:
     declare(client, "q")
     client.publish(1, "", "q", b"a")
