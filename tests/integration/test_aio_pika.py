@@ -163,11 +163,6 @@ async def test_rpc_with_reply_queue_and_correlation_id(amqp_url: str, unique: st
         assert results == {f"call-{n}": str(n * n).encode() for n in range(1, 6)}
 
 
-@pytest.mark.xfail(
-    reason="BUG: direct reply-to is advertised (capability direct_reply_to) but basic.consume on "
-    "amq.rabbitmq.reply-to fails with 404 NOT_FOUND; RabbitMQ accepts it and routes replies to it",
-    strict=True,
-)
 @run
 async def test_direct_reply_to_pseudo_queue(amqp_url: str, unique: str) -> None:
     async with await aio_pika.connect(amqp_url) as connection:

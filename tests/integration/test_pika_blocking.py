@@ -115,6 +115,16 @@ def wait_until(connection: pika.BlockingConnection, condition: Callable[[], obje
         connection.process_data_events(time_limit=0.02)
 
 
+def get_eventually(channel: BlockingChannel, queue: str, timeout: float = 2.0) -> tuple:
+    """basic.get (auto-ack), retried briefly: RabbitMQ dead-letters and expires asynchronously."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = channel.basic_get(queue, auto_ack=True)
+        if got[0] is not None or time.monotonic() > deadline:
+            return got
+        time.sleep(0.01)
+
+
 def bodies(deliveries: list[Delivery]) -> list[bytes]:
     return [body for _method, _properties, body in deliveries]
 
@@ -902,7 +912,6 @@ def test_auto_delete_queue_goes_with_its_last_consumer(
     assert closed.value.reply_code == 404
 
 
-@pytest.mark.xfail(reason="BUG: x-message-ttl and the expiration property are ignored; RabbitMQ drops expired messages", strict=True)
 def test_message_ttl_expires_ready_messages(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
     queue = declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-message-ttl": 100})
     channel.basic_publish("", queue, b"queue ttl")
@@ -914,7 +923,6 @@ def test_message_ttl_expires_ready_messages(channel: BlockingChannel, cleanup: C
     assert drain(channel, per_message) == [b"kept"]
 
 
-@pytest.mark.xfail(reason="BUG: x-max-length is ignored; RabbitMQ drops the oldest messages (overflow drop-head)", strict=True)
 def test_max_length_drops_head_by_default(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
     queue = declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-max-length": 2})
     for i in range(5):
@@ -922,7 +930,6 @@ def test_max_length_drops_head_by_default(channel: BlockingChannel, cleanup: Cle
     assert drain(channel, queue) == [b"m3", b"m4"]
 
 
-@pytest.mark.xfail(reason="BUG: x-overflow reject-publish is ignored; RabbitMQ nacks the overflowing publish", strict=True)
 def test_max_length_reject_publish_nacks_confirms(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
     queue = declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
     channel.confirm_delivery()
@@ -932,7 +939,6 @@ def test_max_length_reject_publish_nacks_confirms(channel: BlockingChannel, clea
     assert drain(channel, queue) == [b"fits"]
 
 
-@pytest.mark.xfail(reason="BUG: x-dead-letter-exchange is ignored; RabbitMQ republishes rejected messages with x-death", strict=True)
 def test_dead_lettering_on_reject_adds_x_death(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
     dlx = cleanup.exchange(f"{unique}.dlx")
     channel.exchange_declare(dlx, "fanout")
@@ -943,12 +949,7 @@ def test_dead_lettering_on_reject_adds_x_death(channel: BlockingChannel, cleanup
     method, _properties, _body = channel.basic_get(queue)
     channel.basic_reject(method.delivery_tag, requeue=False)
 
-    # RabbitMQ dead-letters asynchronously: poll briefly.
-    deadline = time.monotonic() + 2
-    method, properties, body = channel.basic_get(dead, auto_ack=True)
-    while method is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-        method, properties, body = channel.basic_get(dead, auto_ack=True)
+    method, properties, body = get_eventually(channel, dead)
     assert body == b"doomed"
     assert (method.exchange, method.routing_key) == (dlx, queue)
     assert properties.headers["kept"] == 1
@@ -964,7 +965,6 @@ def test_dead_lettering_on_reject_adds_x_death(channel: BlockingChannel, cleanup
     assert properties.headers["x-first-death-queue"] == queue
 
 
-@pytest.mark.xfail(reason="BUG: x-max-priority is ignored; RabbitMQ delivers higher priorities first", strict=True)
 def test_priority_queue_delivers_highest_priority_first(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
     queue = declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-max-priority": 10})
     for priority in (1, 5, 0, 9, 5):
@@ -1215,3 +1215,186 @@ def test_small_negotiated_frame_max_splits_bodies(wiregate_server, cleanup: Clea
         assert properties.headers == {"padding": "x" * 1000}
     finally:
         small.close()
+
+
+# --- dead-lettering, TTL and queue argument validation ---------------------------------------------
+
+
+def dead_letter_pair(channel: BlockingChannel, cleanup: Cleanup, unique: str, **arguments: object) -> tuple[str, str]:
+    """A queue dead-lettering through the default exchange into a second queue: (source, dead)."""
+    dead = declare_queue(channel, cleanup, f"{unique}.dead")
+    source = declare_queue(
+        channel,
+        cleanup,
+        f"{unique}.source",
+        arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead, **arguments},
+    )
+    return source, dead
+
+
+def death_summary(properties: BasicProperties) -> list[tuple]:
+    return [(death["reason"], death["queue"], death["count"], death["routing-keys"]) for death in properties.headers["x-death"]]
+
+
+def test_expired_message_is_dead_lettered_with_its_original_expiration(
+    channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    source, dead = dead_letter_pair(channel, cleanup, unique, **{"x-message-ttl": 50})
+    channel.basic_publish("", source, b"late", BasicProperties(expiration="10000", headers={"kept": "yes"}))
+    method, properties, body = get_eventually(channel, dead)
+    assert body == b"late"
+    assert death_summary(properties) == [("expired", source, 1, [source])]
+    # The per-message TTL moves into x-death so the dead letter does not expire again.
+    assert properties.expiration is None
+    assert properties.headers["x-death"][0]["original-expiration"] == "10000"
+    assert properties.headers["kept"] == "yes"
+    assert channel.basic_get(source) == (None, None, None)
+
+
+def test_max_length_dead_letters_the_dropped_head(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    source, dead = dead_letter_pair(channel, cleanup, unique, **{"x-max-length": 1})
+    channel.basic_publish("", source, b"first")
+    channel.basic_publish("", source, b"second")
+    method, properties, body = get_eventually(channel, dead)
+    assert body == b"first"
+    assert death_summary(properties) == [("maxlen", source, 1, [source])]
+    assert drain(channel, source) == [b"second"]
+
+
+@pytest.mark.xfail(
+    reason="BUG: x-overflow reject-publish-dlx dead-letters with x-death reason 'rejected'; RabbitMQ uses 'maxlen'",
+    strict=True,
+)
+def test_reject_publish_dlx_dead_letters_the_refused_message(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    source, dead = dead_letter_pair(channel, cleanup, unique, **{"x-max-length": 1, "x-overflow": "reject-publish-dlx"})
+    channel.basic_publish("", source, b"kept")
+    channel.basic_publish("", source, b"refused")
+    method, properties, body = get_eventually(channel, dead)
+    assert body == b"refused"
+    assert death_summary(properties) == [("maxlen", source, 1, [source])]
+    assert drain(channel, source) == [b"kept"]
+
+
+def test_x_death_counts_each_queue_in_a_dead_letter_cycle(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    ping, pong = f"{unique}.ping", f"{unique}.pong"
+    declare_queue(channel, cleanup, ping, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": pong})
+    declare_queue(channel, cleanup, pong, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": ping})
+    channel.basic_publish("", ping, b"bouncing")
+    for _ in range(2):
+        for queue in (ping, pong):
+            deadline = time.monotonic() + 2
+            while (method := channel.basic_get(queue)[0]) is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            channel.basic_reject(method.delivery_tag, requeue=False)
+    method, properties, _body = get_eventually(channel, ping)
+    # Most recent death first; each queue's entry counts its deaths.
+    assert death_summary(properties) == [("rejected", pong, 2, [pong]), ("rejected", ping, 2, [ping])]
+    assert properties.headers["x-first-death-queue"] == ping
+    assert properties.headers["x-first-death-reason"] == "rejected"
+
+
+def test_requeued_message_past_its_ttl_is_dropped(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-message-ttl": 100})
+    channel.basic_publish("", queue, b"held too long")
+    method, _properties, _body = channel.basic_get(queue)
+    time.sleep(0.2)
+    # Unacked messages do not expire, but once requeued the TTL applies again.
+    channel.basic_reject(method.delivery_tag, requeue=True)
+    time.sleep(0.05)
+    assert channel.basic_get(queue) == (None, None, None)
+
+
+def test_ttl_expires_messages_waiting_behind_a_slow_consumer(
+    connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-message-ttl": 100})
+    channel.basic_qos(prefetch_count=1)
+    received: list[Delivery] = []
+    channel.basic_consume(queue, lambda _ch, method, properties, body: received.append((method, properties, body)))
+    for i in range(3):
+        channel.basic_publish("", queue, str(i).encode())
+    wait_until(connection, lambda: received)
+    time.sleep(0.25)
+    channel.basic_ack(received[0][0].delivery_tag)
+    pump(connection, 0.2)
+    assert bodies(received) == [b"0"]
+
+
+@pytest.mark.xfail(
+    reason="BUG: a message with expiration '0' is dropped even when a consumer is ready; RabbitMQ delivers it "
+    "to a waiting consumer and drops it only if it would have to wait",
+    strict=True,
+)
+def test_expiration_zero_reaches_only_a_ready_consumer(
+    connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    consumed = declare_queue(channel, cleanup, f"{unique}.consumed")
+    idle = declare_queue(channel, cleanup, f"{unique}.idle")
+    received: list[bytes] = []
+    channel.basic_consume(consumed, lambda _ch, _m, _p, body: received.append(body), auto_ack=True)
+    channel.basic_publish("", consumed, b"now or never", BasicProperties(expiration="0"))
+    channel.basic_publish("", idle, b"nobody waiting", BasicProperties(expiration="0"))
+    wait_until(connection, lambda: received, timeout=1)
+    assert received == [b"now or never"]
+    assert channel.basic_get(idle) == (None, None, None)
+
+
+def test_max_length_bytes_drops_head_by_body_size(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-max-length-bytes": 10})
+    for body in (b"12345", b"67890", b"abc"):
+        channel.basic_publish("", queue, body)
+    assert drain(channel, queue) == [b"67890", b"abc"]
+
+
+def test_priority_is_capped_at_max_priority_and_requeue_keeps_the_head(
+    channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-max-priority": 5})
+    for priority in (1, 5, 3):
+        channel.basic_publish("", queue, f"p{priority}".encode(), BasicProperties(priority=priority))
+    method, _properties, _body = channel.basic_get(queue)
+    channel.basic_reject(method.delivery_tag, requeue=True)
+    channel.basic_publish("", queue, b"p5-later", BasicProperties(priority=5))
+    channel.basic_publish("", queue, b"p9-capped", BasicProperties(priority=9))
+    assert drain(channel, queue) == [b"p5", b"p5-later", b"p9-capped", b"p3", b"p1"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "detail"),
+    [
+        ({"x-message-ttl": -1}, "invalid arg 'x-message-ttl' for queue '{q}' in vhost '/': {{value_negative,-1}}"),
+        ({"x-message-ttl": "10"}, "invalid arg 'x-message-ttl' for queue '{q}' in vhost '/': \"expected integer, got longstr\""),
+        ({"x-max-length": -1}, "invalid arg 'x-max-length' for queue '{q}' in vhost '/': {{value_negative,-1}}"),
+        ({"x-max-priority": 300}, "invalid arg 'x-max-priority' for queue '{q}' in vhost '/': {{max_value_exceeded,300}}"),
+        ({"x-overflow": "nope"}, "invalid arg 'x-overflow' for queue '{q}' in vhost '/': invalid_overflow"),
+        ({"x-expires": 0}, "invalid arg 'x-expires' for queue '{q}' in vhost '/': {{value_zero,0}}"),
+        ({"x-dead-letter-routing-key": "k"}, "invalid arg 'x-dead-letter-routing-key' for queue '{q}' in vhost '/': routing_key_but_no_dlx_defined"),
+        ({"x-queue-type": "nope"}, "invalid arg 'x-queue-type' for queue '{q}' in vhost '/': \"unsupported queue type 'nope'\""),
+    ],
+    ids=["ttl-negative", "ttl-string", "max-length-negative", "max-priority-300", "overflow", "expires-zero", "dlrk-without-dlx", "queue-type"],
+)
+def test_invalid_queue_arguments_are_406(channel: BlockingChannel, unique: str, arguments: dict, detail: str) -> None:
+    queue = f"{unique}.q"
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.queue_declare(queue, arguments=arguments)
+    assert (closed.value.reply_code, closed.value.reply_text) == (406, "PRECONDITION_FAILED - " + detail.format(q=queue))
+
+
+def test_unknown_queue_arguments_are_accepted(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    declare_queue(channel, cleanup, f"{unique}.q", arguments={"x-whatever": "ignored"})
+    assert channel.is_open
+
+
+@pytest.mark.parametrize(
+    ("expiration", "detail"),
+    [("abc", "invalid expiration 'abc': no_integer"), ("-1", "invalid expiration '-1': {value_negative,-1}")],
+    ids=["not-a-number", "negative"],
+)
+def test_invalid_expiration_closes_the_channel_406(
+    channel: BlockingChannel, cleanup: Cleanup, unique: str, expiration: str, detail: str
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    channel.basic_publish("", queue, b"x", BasicProperties(expiration=expiration))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.basic_get(queue)
+    assert (closed.value.reply_code, closed.value.reply_text) == (406, "PRECONDITION_FAILED - " + detail)
