@@ -315,7 +315,6 @@ def test_unknown_mechanism_closes_silently() -> None:
     assert conn.closed
 
 
-@pytest.mark.xfail(reason="BUG: a PLAIN response without two NULs is a syntax_error during the handshake: RabbitMQ closes silently; wiregate sends connection.close 403", strict=True)
 def test_malformed_plain_response_closes_silently() -> None:
     conn = new_connection()
     frames = feed(conn, *handshake(response="guest")[:2])
@@ -353,11 +352,6 @@ def test_tune_ok_out_of_range_never_opens(frame_max: int, channel_max: int) -> N
     assert feed(conn, m(commands.Channel.Open(), 1)) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: RabbitMQ 3.10 refuses an out-of-range tune-ok by closing the socket (after a 3 s delay) without "
-    "connection.close; wiregate sends connection.close 530 and waits for close-ok",
-    strict=True,
-)
 @pytest.mark.parametrize(("frame_max", "channel_max"), BAD_TUNES)
 def test_tune_ok_out_of_range_closes_silently(frame_max: int, channel_max: int) -> None:
     conn = new_connection()
@@ -437,7 +431,6 @@ def test_payload_up_to_frame_max_is_accepted() -> None:
     assert close == (0, 501, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,4097,4088}", 0, 0)
 
 
-@pytest.mark.xfail(reason="BUG: after a frame error wiregate re-parses the bad bytes on every later receive_data and writes connection.close again; RabbitMQ sends one close", strict=True)
 @pytest.mark.parametrize(
     "bad",
     [m(commands.Channel.Open(), 1)[:-1] + b"\x00", struct.pack(">BHI", 1, 1, 131073) + b"x" * 16],
@@ -526,13 +519,11 @@ def test_frames_out_of_sequence(chunks: list[bytes], expected: tuple) -> None:
     assert close == expected
 
 
-@pytest.mark.xfail(reason="BUG: RabbitMQ treats channel.close on a channel that was never opened as a method on an unopened channel (504); wiregate answers close-ok", strict=True)
 def test_channel_close_on_unopened_channel() -> None:
     close, _ = _hard_error_after_open(m(commands.Channel.Close(reply_code=200, reply_text="", class_id=0, method_id=0), 5))
     assert close == (0, 504, "CHANNEL_ERROR - expected 'channel.open'", 20, 40)
 
 
-@pytest.mark.xfail(reason="BUG: RabbitMQ treats channel.close-ok on a channel that was never opened as a method on an unopened channel (504); wiregate ignores it", strict=True)
 def test_channel_close_ok_on_unopened_channel() -> None:
     close, _ = _hard_error_after_open(m(commands.Channel.CloseOk(), 5))
     assert close == (0, 504, "CHANNEL_ERROR - expected 'channel.open'", 20, 41)
@@ -546,7 +537,6 @@ def test_channel_max_counts_open_channels() -> None:
     assert close[:3] == (0, 530, "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)")
 
 
-@pytest.mark.xfail(reason="BUG: RabbitMQ's channel_max close names no method (class 0, method 0); wiregate names channel.open (20, 10)", strict=True)
 def test_channel_max_close_names_no_method() -> None:
     conn = opened(channel_max=1)
     assert close_of(feed(conn, m(commands.Channel.Open(), 1), m(commands.Channel.Open(), 2))) == (

@@ -360,7 +360,6 @@ def test_headers_value_comparison(binding, header, expected) -> None:
     assert headers_match({"a": binding}, {"a": header}) is expected
 
 
-@pytest.mark.xfail(reason="BUG: RabbitMQ compares header values with Erlang ==, so integer 1 matches float 1.0; wiregate keeps int and float apart", strict=True)
 def test_headers_integer_equals_float_of_same_value() -> None:
     assert headers_match({"a": 1}, {"a": 1.0})
     assert headers_match({"a": 2.0}, {"a": 2})
@@ -370,17 +369,14 @@ def test_headers_integer_does_not_equal_different_float() -> None:
     assert not headers_match({"a": 1}, {"a": 1.5})
 
 
-@pytest.mark.xfail(reason="BUG: RabbitMQ compares decimals as {scale, value} pairs: 123.45 (scale 2) is not 123.450 (scale 3); wiregate uses Decimal equality", strict=True)
 def test_headers_decimal_with_other_scale_does_not_match() -> None:
     assert not headers_match({"a": decimal.Decimal("123.45")}, {"a": decimal.Decimal("123.450")})
 
 
-@pytest.mark.xfail(reason="BUG: inside a nested table RabbitMQ compares {key, type, value} triples, so byte 1 != signedint 1; wiregate compares values only", strict=True)
 def test_headers_nested_table_compares_wire_types() -> None:
     assert not headers_match({"a": {"k": Byte(1)}}, {"a": {"k": SignedInt(1)}})
 
 
-@pytest.mark.xfail(reason="BUG: inside an array RabbitMQ compares {type, value} pairs, so byte 1 != signedint 1; wiregate compares values only", strict=True)
 def test_headers_nested_array_compares_wire_types() -> None:
     assert not headers_match({"a": [Byte(1)]}, {"a": [SignedInt(1)]})
 

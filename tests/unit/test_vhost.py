@@ -458,7 +458,6 @@ def test_headers_binding_validates_x_match(vhost) -> None:
     vhost.bind_queue("q", "amq.direct", "", {"x-match": "some"})
 
 
-@pytest.mark.xfail(reason="BUG: RabbitMQ refuses an x-match of wire type binary ('x') with 406; wiregate decodes it and accepts it", strict=True)
 def test_headers_binding_x_match_of_type_binary_is_refused(vhost) -> None:
     vhost.declare_queue("q")
     with pytest.raises(PreconditionFailed) as caught:

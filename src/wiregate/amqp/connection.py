@@ -35,6 +35,9 @@ from .replies import (
 
 log = logging.getLogger("wiregate.amqp")
 
+#: RabbitMQ's ?SILENT_CLOSE_DELAY: a client failing the handshake waits this
+#: long before its socket closes (no connection.close is sent)
+SILENT_CLOSE_DELAY = 3.0
 SERVER_CHANNEL_MAX = 2047
 SERVER_FRAME_MAX = 131072
 SERVER_HEARTBEAT = 60
@@ -103,6 +106,10 @@ class AMQPConnection:
         self._in_receive = False
         self._released = False
         self._blocked_sent = False
+        #: numbers of channels closed on this connection (close on them is answered)
+        self._closed_channels: set[int] = set()
+        #: seconds the gateway waits before closing the socket once ``closed``
+        self.close_delay = 0.0
 
     # ---------------------------------------------------------------- I/O
     def receive_data(self, data: bytes) -> None:
@@ -247,12 +254,14 @@ class AMQPConnection:
                 raise connection_error(CHANNEL_ERROR, f"unexpected method in connection state {self._state}", index)
             channel = self.channels.get(channel_number)
             if channel is None:
-                if index == wire.CHANNEL_CLOSE:
-                    # RabbitMQ answers close on a channel it no longer knows
-                    self._out.append(wire.method(channel_number, wire.CHANNEL_CLOSE_OK))
-                    return
-                if index == wire.CHANNEL_CLOSE_OK:
-                    return
+                if channel_number in self._closed_channels:
+                    # RabbitMQ still knows a channel it just closed: close is
+                    # answered, close-ok ignored
+                    if index == wire.CHANNEL_CLOSE:
+                        self._out.append(wire.method(channel_number, wire.CHANNEL_CLOSE_OK))
+                        return
+                    if index == wire.CHANNEL_CLOSE_OK:
+                        return
                 self._open_channel(channel_number, index)
                 return
             try:
@@ -296,17 +305,18 @@ class AMQPConnection:
             raise connection_error(
                 NOT_ALLOWED,
                 f"number of channels opened ({len(self.channels)}) has reached the negotiated channel_max ({self.channel_max})",
-                index,
             )
+        self._closed_channels.discard(number)
         self.channels[number] = Channel(self, number)
         self._out.append(wire.method(number, wire.CHANNEL_OPEN_OK, b"\x00\x00\x00\x00"))
 
     def release_channel(self, number: int) -> None:
         self.channels.pop(number, None)
+        self._closed_channels.add(number)
 
     def close_channel_by_client(self, channel: Channel) -> None:
         channel.release()
-        self.channels.pop(channel.number, None)
+        self.release_channel(channel.number)
         self._out.append(wire.method(channel.number, wire.CHANNEL_CLOSE_OK))
 
     def _channel_failed(self, channel: Channel, error: AMQPError) -> None:
@@ -318,6 +328,11 @@ class AMQPConnection:
         self.send(wire.close(channel.number, error.code, error.text, error.method_index))
 
     # ---------------------------------------------------------- connection
+    @property
+    def closing(self) -> bool:
+        """connection.close was sent and close-ok is awaited (the gateway bounds the wait)."""
+        return self._state == "closing" and not self.closed
+
     def _fail(self, error: AMQPError) -> None:
         """A hard error: connection.close with the code, drop everything else."""
         log.warning("connection %s closed: %d %s", self.name, error.code, error.text)
@@ -327,6 +342,9 @@ class AMQPConnection:
             return
         self._state = "closing"
         self._out.append(wire.close(0, error.code, error.text, error.method_index))
+        if error.code == FRAME_ERROR:
+            # the byte stream is out of step: nothing more can be read from it
+            self.closed = True
 
     def _release(self) -> None:
         if self._released:
@@ -380,7 +398,12 @@ class AMQPConnection:
         raw = response.encode("utf-8") if isinstance(response, str) else bytes(response or b"")
         if mechanism == "PLAIN":
             parts = raw.split(b"\x00")
-            username, password = (parts[1], parts[2]) if len(parts) == 3 else (b"", b"")
+            if len(parts) != 3:
+                # a syntax error during the handshake: RabbitMQ closes silently
+                log.warning("connection %s: malformed PLAIN response", self.name)
+                self._silent_close()
+                return
+            username, password = parts[1], parts[2]
         elif mechanism == "AMQPLAIN":
             try:
                 table, _ = codec.decode_table(_u32.pack(len(raw)) + raw, 0)
@@ -404,9 +427,21 @@ class AMQPConnection:
         self._state = "tune_ok"
         self._out.append(wire.connection_tune(SERVER_CHANNEL_MAX, SERVER_FRAME_MAX, SERVER_HEARTBEAT))
 
+    def _silent_close(self) -> None:
+        """A handshake failure: no connection.close, the socket closes after a delay."""
+        self._release()
+        self.closed = True
+        self.close_delay = SILENT_CLOSE_DELAY
+
     def _tune_ok(self, frame: commands.Connection.TuneOk) -> None:
-        self._negotiate("frame_max", wire.FRAME_MIN_SIZE, SERVER_FRAME_MAX, frame.frame_max)
-        self._negotiate("channel_max", CHANNEL_MIN, SERVER_CHANNEL_MAX, frame.channel_max)
+        try:
+            self._negotiate("frame_max", wire.FRAME_MIN_SIZE, SERVER_FRAME_MAX, frame.frame_max)
+            self._negotiate("channel_max", CHANNEL_MIN, SERVER_CHANNEL_MAX, frame.channel_max)
+        except AMQPError as error:
+            # RabbitMQ 3.10 closes without connection.close here (a handshake error)
+            log.warning("connection %s: %s", self.name, error.text)
+            self._silent_close()
+            return
         self.frame_max = frame.frame_max
         self.channel_max = frame.channel_max
         self.heartbeat = frame.heartbeat

@@ -10,6 +10,8 @@ import datetime
 import decimal
 from typing import Any, Hashable
 
+from .values import value_type_name
+
 
 def split_topic(key: str) -> list[str]:
     """Split a routing or binding key into words the way RabbitMQ does.
@@ -113,32 +115,49 @@ class TopicTrie:
 _X_MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
 
 
-def type_class(value: Any) -> str:
-    """The class RabbitMQ compares header values by (``rabbit_misc:type_class``).
+def erlang_equal(a: Any, b: Any) -> bool:
+    """Header value equality as RabbitMQ 3.10 decides it: Erlang's ``==`` on
+    the stored terms.
 
-    All integer widths compare as one class and both float widths as another;
-    every other type is its own class, so ``1`` (int) never equals ``"1"``.
+    Numbers compare by value across widths and between integers and floats
+    (1 == 1.0); a timestamp is an integer; longstr and byte array are both
+    binaries; booleans are atoms and never equal numbers; a decimal is a
+    (scale, value) pair, so 123.45 and 123.450 differ; inside tables and
+    arrays every element keeps its wire type, so a byte 1 differs from a
+    signedint 1 there.
     """
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, (str, bytes, bytearray)):
-        # RabbitMQ 3.10 matches a longstr against a byte array of the same bytes
-        return "longstr"
-    if isinstance(value, decimal.Decimal):
-        return "decimal"
+    a, b = _term(a), _term(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, bytes) and isinstance(b, bytes):
+        return a == b
+    if isinstance(a, decimal.Decimal) and isinstance(b, decimal.Decimal):
+        return a.as_tuple() == b.as_tuple()
+    if isinstance(a, dict) and isinstance(b, dict):
+        # a table is a list of {Key, Type, Value}: order counts
+        return list(a) == list(b) and all(_typed_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_typed_equal(x, y) for x, y in zip(a, b))
+    if a is None or b is None:
+        return a is None and b is None
+    return type(a) is type(b) and a == b
+
+
+def _term(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytearray):
+        return bytes(value)
     if isinstance(value, datetime.datetime):
-        return "timestamp"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, list):
-        return "array"
-    if value is None:
-        return "void"
-    return type(value).__name__
+        return int(value.timestamp())
+    return value
+
+
+def _typed_equal(a: Any, b: Any) -> bool:
+    # nested values are compared with their wire type, as {Type, Value} terms
+    return value_type_name(a) == value_type_name(b) and erlang_equal(a, b)
 
 
 def x_match_mode(arguments: dict[str, Any] | None) -> str:
@@ -159,7 +178,7 @@ def headers_match(arguments: dict[str, Any] | None, headers: dict[str, Any] | No
     * ``x-match`` = ``all`` (default) / ``any``: binding keys starting with
       ``x-`` are ignored; ``all-with-x`` / ``any-with-x`` include them.
     * A binding value of type void matches the mere presence of the key.
-    * Values of different type classes never match.
+    * Other values match by :func:`erlang_equal`.
     * ``all`` with no (non-``x-``) keys matches every message; ``any`` with no
       keys matches none.
     """
@@ -177,7 +196,7 @@ def headers_match(arguments: dict[str, Any] | None, headers: dict[str, Any] | No
             if expected is None:
                 ok = True
             else:
-                ok = type_class(expected) == type_class(actual) and _equal(expected, actual)
+                ok = erlang_equal(expected, actual)
         else:
             ok = False
         if want_all and not ok:
@@ -185,16 +204,6 @@ def headers_match(arguments: dict[str, Any] | None, headers: dict[str, Any] | No
         if not want_all and ok:
             return True
     return want_all
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, (str, bytes, bytearray)):
-        return _as_bytes(a) == _as_bytes(b)
-    return a == b
-
-
-def _as_bytes(value: str | bytes | bytearray) -> bytes:
-    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
 def valid_x_match(arguments: dict[str, Any] | None) -> bool:

@@ -103,3 +103,16 @@ _MISSING = object()
 def type_name(value: Any) -> str:
     """Alias of :func:`value_type_name`."""
     return value_type_name(value)
+
+
+def erlang_term(value: Any) -> str:
+    """A value as Erlang's ``~p`` prints it: binaries as ``<<"text">>``."""
+    if isinstance(value, (str, bytes, bytearray)):
+        data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        if all(32 <= b <= 126 for b in data):
+            escaped = data.decode("ascii").replace("\\", "\\\\").replace('"', '\\"')
+            return f'<<"{escaped}">>'
+        return "<<" + ",".join(str(b) for b in data) + ">>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -16,7 +16,7 @@ from .queue import Queue
 from .arguments import validate_queue_arguments
 from .routing import valid_x_match
 from .timers import Scheduler
-from .values import _MISSING, _describe_arg, _erl_format, _type_class, Long, value_type_name
+from .values import _MISSING, _describe_arg, _erl_format, _type_class, Long, erlang_term, value_type_name
 
 #: Queue arguments whose values must match on redeclaration
 #: (``rabbit_amqqueue:declare_args/0`` of RabbitMQ 3.10).
@@ -327,15 +327,12 @@ class VHost:
         if exchange.type != "headers" or "x-match" not in arguments:
             return
         mode = arguments["x-match"]
-        if isinstance(mode, (bytes, bytearray)):
-            mode = bytes(mode).decode("utf-8", "replace")
-        if not isinstance(mode, str):
-            raise PreconditionFailed(
-                f"Invalid x-match field type {value_type_name(mode)} (value {_erl_format(mode)}); expected longstr"
-            )
+        kind = value_type_name(mode)
+        if kind != "longstr":
+            raise PreconditionFailed(f"Invalid x-match field type {kind} (value {erlang_term(mode)}); expected longstr")
         if not valid_x_match(arguments):
             raise PreconditionFailed(
-                f'Invalid x-match field value <<"{mode}">>; expected all, any, all-with-x, or any-with-x'
+                f"Invalid x-match field value {erlang_term(mode)}; expected all, any, all-with-x, or any-with-x"
             )
 
     # -------------------------------------------------------------- routing

@@ -12,6 +12,8 @@ logger = logging.getLogger("wiregate.gateway")
 
 # Big reads let the protocol layer parse every complete frame per wake-up.
 _RECEIVE_SIZE = 65536
+#: how long a client may take to answer a server-sent connection.close
+CLOSE_OK_TIMEOUT = 3.0
 
 
 class SansIOConnection(Protocol):
@@ -88,6 +90,7 @@ class ConnectionHandler:
         self._conn: SansIOConnection | None = None
         self._wake = trio.Event()
         self._handshake_done = trio.Event()
+        self._closing = trio.Event()
         self._heartbeat_due = False
         self._peer_gone = False
         self._cancel_scope = trio.CancelScope()
@@ -111,6 +114,7 @@ class ConnectionHandler:
                     nursery.start_soon(self._read_loop)
                     nursery.start_soon(self._write_loop)
                     nursery.start_soon(self._watchdog)
+                    nursery.start_soon(self._close_deadline)
         except Exception as exc:
             _log_failure(self.protocol, self.peer, exc)
         finally:
@@ -168,6 +172,8 @@ class ConnectionHandler:
                 return
             if conn.closed:
                 return
+            if getattr(conn, "closing", False):
+                self._closing.set()
 
     async def _write_loop(self) -> None:
         conn = self._conn
@@ -180,6 +186,11 @@ class ConnectionHandler:
             if conn.closed or self._peer_gone:
                 # Output queued while the last send was in progress.
                 await self._flush(conn)
+                # A failed handshake closes only after a delay (RabbitMQ's
+                # anti-brute-force ?SILENT_CLOSE_DELAY).
+                delay = getattr(conn, "close_delay", 0.0)
+                if delay and not self._peer_gone:
+                    await trio.sleep(delay)
                 self._cancel_scope.cancel()
                 return
 
@@ -196,6 +207,14 @@ class ConnectionHandler:
                 self._cancel_scope.cancel()
                 return
             self._last_sent = trio.current_time()
+
+    async def _close_deadline(self) -> None:
+        # After the server sent connection.close (a hard error), the client
+        # has CLOSE_OK_TIMEOUT seconds to answer before the socket is dropped.
+        await self._closing.wait()
+        await trio.sleep(CLOSE_OK_TIMEOUT)
+        logger.warning("%s connection from %s: no close-ok within %g s, dropping", self.protocol, self.peer, CLOSE_OK_TIMEOUT)
+        self._cancel_scope.cancel()
 
     async def _watchdog(self) -> None:
         if self._handshake_timeout is None:
