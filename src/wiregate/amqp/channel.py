@@ -96,8 +96,13 @@ class ChannelConsumer:
         message = entry.message
         block: PropertyBlock = message.properties
         conn = channel.conn
+        raw = block.raw
+        if queue is not None and queue.queue_type != "classic":
+            annotations = queue.annotations(entry)
+            if annotations:
+                raw = block.annotated(annotations)
         head = wire.basic_deliver_head(channel.number, self._tag_frame, tag, entry.redelivered, block.exchange_rk(message))
-        conn.send_parts([head, *wire.content(channel.number, len(message.body), block.raw, message.body, conn.frame_max)])
+        conn.send_parts([head, *wire.content(channel.number, len(message.body), raw, message.body, conn.frame_max)])
 
     def deliver_reply(self, message: Message) -> None:
         """Direct reply-to: a message for this channel, bypassing any queue."""
@@ -666,10 +671,12 @@ class Channel:
             self.unacked[tag] = (queue, entry, None)
         message = entry.message
         block: PropertyBlock = message.properties
+        annotations = queue.annotations(entry)
+        raw = block.annotated(annotations) if annotations else block.raw
         self.conn.send_parts(
             [
                 wire.basic_get_ok_head(self.number, tag, entry.redelivered, message.exchange, message.routing_key, len(queue.ready)),
-                *wire.content(self.number, len(message.body), block.raw, message.body, self.conn.frame_max),
+                *wire.content(self.number, len(message.body), raw, message.body, self.conn.frame_max),
             ]
         )
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from wiregate.core.values import Long
+
 from . import codec, wire
 
 _u32 = struct.Struct(">I")
@@ -175,6 +177,15 @@ class PropertyBlock:
         if drop_expiration:
             changes["expiration"] = None
         return self.replaced(**changes)
+
+    def annotated(self, annotations: dict[str, int]) -> bytes:
+        """The raw block with integer headers added for one delivery
+        (``x-delivery-count``, ``x-stream-offset``), as long values in a
+        key-sorted table, the way RabbitMQ's ``set_table_value`` leaves it."""
+        headers = dict(self.headers() or {})
+        for key, value in annotations.items():
+            headers[key] = Long(value)
+        return self.replaced(headers=dict(sorted(headers.items(), key=lambda kv: kv[0].encode()))).raw
 
     def exchange_rk(self, message: Any) -> bytes:
         """exchange and routing key as encoded in basic.deliver (cached)."""

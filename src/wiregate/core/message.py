@@ -94,13 +94,15 @@ class Entry:
     back to that position, as RabbitMQ's classic queues do.
     """
 
-    __slots__ = ("seq", "message", "redelivered", "delivery_count", "expires_at", "priority")
+    __slots__ = ("seq", "message", "redelivered", "delivery_count", "returns", "expires_at", "priority")
 
     def __init__(self, seq: int, message: Message, expires_at: float | None = None, priority: int = 0) -> None:
         self.seq = seq
         self.message = message
         self.redelivered = False
         self.delivery_count = 0
+        #: times the entry came back to the queue (nack/reject/channel close)
+        self.returns = 0
         #: broker clock time after which the entry is dead (None: never)
         self.expires_at = expires_at
         #: effective priority in a priority queue (0 otherwise)

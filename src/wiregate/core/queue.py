@@ -199,6 +199,11 @@ class Queue:
         overflow = args.get("x-overflow", "drop-head")
         self.overflow = overflow.decode() if isinstance(overflow, bytes) else str(overflow)
         self.single_active = args.get("x-single-active-consumer") is True
+        queue_type = args.get("x-queue-type", "classic")
+        self.queue_type = queue_type.decode() if isinstance(queue_type, bytes) else str(queue_type)
+        limit = args.get("x-delivery-limit") if self.queue_type == "quorum" else None
+        #: quorum queues: returns allowed before a message is dead-lettered
+        self.delivery_limit: int | None = int(limit) if limit is not None else None
         expires = args.get("x-expires")
         self.expires: float | None = int(expires) / 1000 if expires is not None else None
         self.unacked = 0
@@ -291,9 +296,31 @@ class Queue:
             return
         for entry in returned:
             entry.redelivered = True
+        if self.queue_type == "quorum":
+            returned = self._count_returns(returned)
+            if not returned:
+                return
         self.ready.restore(returned)
         self.expire_head()
         self.dispatch()
+
+    def _count_returns(self, returned: list[Entry]) -> list[Entry]:
+        # quorum queues count returns; past x-delivery-limit a message is
+        # dead-lettered with reason delivery_limit instead of requeued
+        kept = []
+        for entry in returned:
+            entry.returns += 1
+            if self.delivery_limit is not None and entry.returns > self.delivery_limit:
+                self.vhost.dead_letter(self, entry.message, "delivery_limit")
+            else:
+                kept.append(entry)
+        return kept
+
+    def annotations(self, entry: Entry) -> dict[str, int] | None:
+        """Headers the queue adds to a delivery (quorum: ``x-delivery-count``)."""
+        if self.queue_type == "quorum":
+            return {"x-delivery-count": entry.returns}
+        return None
 
     def settle(self, count: int = 1) -> None:
         """Forget ``count`` acknowledged deliveries."""

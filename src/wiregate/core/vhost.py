@@ -42,6 +42,25 @@ QUEUE_EQUIVALENCE_ARGS = (
 )
 EXCHANGE_EQUIVALENCE_ARGS = ("alternate-exchange",)
 
+#: queue types other than classic, named as RabbitMQ names their modules in texts
+QUEUE_TYPE_MODULES = {"quorum": "rabbit_quorum_queue", "stream": "rabbit_stream_queue"}
+#: arguments each replicated queue type refuses (RabbitMQ 3.10)
+UNSUPPORTED_ARGUMENTS = {
+    "quorum": ("x-max-priority", "x-queue-mode"),
+    "stream": (
+        "x-max-priority",
+        "x-queue-mode",
+        "x-message-ttl",
+        "x-expires",
+        "x-dead-letter-exchange",
+        "x-dead-letter-routing-key",
+        "x-max-length",
+        "x-overflow",
+        "x-single-active-consumer",
+        "x-delivery-limit",
+    ),
+}
+
 PREDECLARED_EXCHANGES = (
     ("amq.direct", "direct"),
     ("amq.fanout", "fanout"),
@@ -226,7 +245,10 @@ class VHost:
             if name == "":
                 raise NotFound(f"no {self.describe_queue(name)}")
             return self.get_queue(name, owner)
+        queue_type = _text(arguments.get("x-queue-type", "classic"))
         if name == "":
+            if queue_type in QUEUE_TYPE_MODULES:
+                raise PreconditionFailed(f"Cannot declare a server-named queue for type {QUEUE_TYPE_MODULES[queue_type]}")
             name = server_named_queue()
         elif name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
@@ -243,11 +265,23 @@ class VHost:
             queue.touch()
             return queue
         validate_queue_arguments(arguments, self.describe_queue(name))
+        if queue_type in QUEUE_TYPE_MODULES:
+            self._check_replicated_queue(name, queue_type, durable=durable, exclusive=exclusive, auto_delete=auto_delete, arguments=arguments)
         queue = Queue(self, name, durable=durable, auto_delete=auto_delete, owner=want_owner, arguments=arguments)
         self.queues[name] = queue
         # every queue is bound to the default exchange under its own name;
         # routing through "" is done by lookup, so no binding is stored
         return queue
+
+    def _check_replicated_queue(self, name: str, queue_type: str, *, durable: bool, exclusive: bool, auto_delete: bool, arguments: dict[str, Any]) -> None:
+        """Quorum and stream queues: the properties and arguments they refuse."""
+        what = self.describe_queue(name)
+        for refused, prop in ((exclusive, "exclusive-owner"), (auto_delete, "auto-delete"), (not durable, "non-durable")):
+            if refused:
+                raise PreconditionFailed(f"invalid property '{prop}' for {what}")
+        for key in UNSUPPORTED_ARGUMENTS[queue_type]:
+            if key in arguments:
+                raise PreconditionFailed(f"invalid arg '{key}' for {what} of queue type {QUEUE_TYPE_MODULES[queue_type]}")
 
     @staticmethod
     def check_delete_queue(queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> None:
