@@ -420,7 +420,7 @@ class Channel:
 
     def _redispatch(self) -> None:
         for queue in {c.queue for c in self.consumers.values()}:
-            if queue is not None and queue.ready:
+            if queue is not None and queue.pending():
                 queue.dispatch()
 
     def _reject_taken(self, taken: list, requeue: bool) -> None:
@@ -581,7 +581,9 @@ class Channel:
         # delete-ok goes out before the basic.cancel of this channel's own
         # consumers, in RabbitMQ's order
         if not frame.nowait:
-            self.conn.send(wire.count_reply(self.number, wire.QUEUE_DELETE_OK, queue.message_count))
+            # a stream reports 0, as RabbitMQ's stream queue type does
+            count = 0 if queue.queue_type == "stream" else queue.message_count
+            self.conn.send(wire.count_reply(self.number, wire.QUEUE_DELETE_OK, count))
         vhost.delete_queue(queue)
 
     # ---------------------------------------------------------------- basic
@@ -609,6 +611,14 @@ class Channel:
         if tag in self.consumers:
             raise connection_error(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", method_index)
         validate_consumer_arguments(frame.arguments or {}, queue.describe())
+        if queue.queue_type == "stream":
+            if frame.no_ack:
+                raise connection_error(
+                    NOT_IMPLEMENTED, f"automatic acknowledgement not supported by stream queues {queue.describe()}", method_index
+                )
+            if not self.prefetch:
+                raise channel_error(PRECONDITION_FAILED, f"consumer prefetch count is not set for '{queue.describe()}'", method_index)
+            queue.start_offset((frame.arguments or {}).get("x-stream-offset"))
         queue.check_can_consume(frame.exclusive)
         consumer = ChannelConsumer(
             self,

@@ -123,6 +123,8 @@ class AMQPConnection:
         self._in_receive = True
         try:
             self._process()
+            if self.vhost is not None:
+                self.vhost.write_batch += 1
         except AMQPError as error:
             self._fail(error)
         except Exception:  # a bug must cost one connection, not the server

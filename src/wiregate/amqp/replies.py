@@ -66,7 +66,9 @@ class AMQPError(Exception):
     """
 
     def __init__(self, code: int, detail: str, method_index: int = 0, *, hard: bool | None = None) -> None:
-        text = f"{KIND_BY_CODE.get(code, 'INTERNAL_ERROR')} - {detail}"
+        kind = KIND_BY_CODE.get(code, "INTERNAL_ERROR")
+        # RabbitMQ sends a bare kind for crashes ("INTERNAL_ERROR")
+        text = f"{kind} - {detail}" if detail else kind
         super().__init__(text)
         self.code = code
         self.text = text

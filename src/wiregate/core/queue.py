@@ -242,6 +242,10 @@ class Queue:
     def describe(self) -> str:
         return f"queue '{self.name}' in vhost '{self.vhost.name}'"
 
+    def pending(self) -> bool:
+        """Is there anything a consumer with credit could be given?"""
+        return bool(self.ready)
+
     # ---------------------------------------------------------------- input
     def enqueue(self, message: Message) -> bool:
         """Add a routed message; False when the queue refused it (overflow).

@@ -13,6 +13,7 @@ from .errors import AccessRefused, NotFound, PreconditionFailed, ResourceLocked
 from .exchange import Exchange, exchange_class
 from .message import Message
 from .queue import Queue
+from .stream import StreamQueue
 from .arguments import validate_queue_arguments
 from .routing import valid_x_match
 from .timers import Scheduler
@@ -110,6 +111,9 @@ class VHost:
         self.scheduler = scheduler if scheduler is not None else Scheduler()
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        #: incremented by protocol front ends after each batch of input; a
+        #: stream groups records of one batch into a chunk, as RabbitMQ does
+        self.write_batch = 0
         #: direct reply-to addresses -> the protocol consumer they reach
         self.reply_consumers: dict[str, Any] = {}
         for xname, xtype in PREDECLARED_EXCHANGES:
@@ -267,7 +271,8 @@ class VHost:
         validate_queue_arguments(arguments, self.describe_queue(name))
         if queue_type in QUEUE_TYPE_MODULES:
             self._check_replicated_queue(name, queue_type, durable=durable, exclusive=exclusive, auto_delete=auto_delete, arguments=arguments)
-        queue = Queue(self, name, durable=durable, auto_delete=auto_delete, owner=want_owner, arguments=arguments)
+        cls = StreamQueue if queue_type == "stream" else Queue
+        queue = cls(self, name, durable=durable, auto_delete=auto_delete, owner=want_owner, arguments=arguments)
         self.queues[name] = queue
         # every queue is bound to the default exchange under its own name;
         # routing through "" is done by lookup, so no binding is stored
