@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Hashable
 
-from .errors import CommandInvalid
+from .errors import CommandInvalid, PreconditionFailed
 from .message import Message
 from .routing import TopicTrie, headers_match
 
@@ -164,12 +164,70 @@ class HeadersExchange(Exchange):
         return {b.destination for b in self.bindings.values() if headers_match(b.arguments, headers)}
 
 
-EXCHANGE_TYPES: dict[str, type[Exchange]] = {
+class DelayedExchange(Exchange):
+    """``x-delayed-message``, as the rabbitmq-delayed-message-exchange plugin.
+
+    Routes like its ``x-delayed-type``; a message with a positive integer
+    ``x-delay`` header (milliseconds) is held and routed when the delay has
+    passed.  Like the plugin, a held message reached no queue at publish
+    time, so a mandatory publisher gets it back as NO_ROUTE (plugin issue 7).
+    """
+
+    type = "x-delayed-message"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        delegate = self.arguments.get("x-delayed-type")
+        if isinstance(delegate, bytes):
+            delegate = delegate.decode("utf-8", "replace")
+        if delegate not in BASE_EXCHANGE_TYPES:
+            raise PreconditionFailed("Invalid argument, 'x-delayed-type' must be an existing exchange type")
+        self._inner = BASE_EXCHANGE_TYPES[delegate](self.vhost, self.name)
+        self._releasing = False
+        #: held messages: (timer, message, routing key)
+        self.held: list[tuple[Any, Message, str]] = []
+
+    def _add(self, binding: Binding) -> None:
+        self._inner._add(binding)
+        self._inner.bindings[binding.key] = binding
+
+    def _remove(self, binding: Binding) -> None:
+        self._inner._remove(binding)
+        self._inner.bindings.pop(binding.key, None)
+
+    def route(self, message: Message, routing_key: str) -> set[Any]:
+        if not self._releasing:
+            delay = message.headers.get("x-delay")
+            if isinstance(delay, int) and not isinstance(delay, bool) and delay > 0:
+                scheduler = self.vhost.scheduler
+                record: list[Any] = []
+                timer = scheduler.call_at(scheduler.now() + delay / 1000, lambda: self._release(record))
+                record.extend((timer, message, routing_key))
+                self.held.append(tuple(record))  # type: ignore[arg-type]
+                return set()
+        return self._inner.route(message, routing_key)
+
+    def _release(self, record: list[Any]) -> None:
+        timer, message, routing_key = record
+        self.held = [h for h in self.held if h[0] is not timer]
+        if self.deleted:
+            return
+        self._releasing = True
+        try:
+            queues = self.vhost.route(self, routing_key, message)
+        finally:
+            self._releasing = False
+        for queue in queues:
+            queue.enqueue(message)
+
+
+BASE_EXCHANGE_TYPES: dict[str, type[Exchange]] = {
     "direct": DirectExchange,
     "fanout": FanoutExchange,
     "topic": TopicExchange,
     "headers": HeadersExchange,
 }
+EXCHANGE_TYPES: dict[str, type[Exchange]] = {**BASE_EXCHANGE_TYPES, "x-delayed-message": DelayedExchange}
 
 
 def exchange_class(type_name: str) -> type[Exchange]:
