@@ -1398,3 +1398,132 @@ def test_invalid_expiration_closes_the_channel_406(
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
         channel.basic_get(queue)
     assert (closed.value.reply_code, closed.value.reply_text) == (406, "PRECONDITION_FAILED - " + detail)
+
+
+# --- routing and acknowledgement edge cases (matrices recorded from RabbitMQ 3.10.8) ---------------
+
+TOPIC_EDGE_PATTERNS = {
+    "#.#": ["a.b", "a..b", "a.x.b", "a", "", "b.a", ".a", "a.", "x.y.z", "a.x.y.b"],
+    "a.#.#.b": ["a.b", "a..b", "a.x.b", "a.x.y.b"],
+    "a.*.b": ["a..b", "a.x.b"],
+    "a..b": ["a..b"],
+    "*": ["a"],
+    "#.a": ["a", "b.a", ".a"],
+    "a.#": ["a.b", "a..b", "a.x.b", "a", "a.", "a.x.y.b"],
+    "": [""],
+    "*.*": ["a.b", "b.a", ".a", "a."],
+    "#.*.#": ["a.b", "a..b", "a.x.b", "a", "b.a", ".a", "a.", "x.y.z", "a.x.y.b"],
+}
+TOPIC_EDGE_KEYS = ["a.b", "a..b", "a.x.b", "a", "", "b.a", ".a", "a.", "x.y.z", "a.x.y.b"]
+
+
+def test_topic_edge_cases_empty_words_and_repeated_hashes(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    exchange = cleanup.exchange(f"{unique}.topic")
+    channel.exchange_declare(exchange, "topic")
+    queues = {}
+    for number, pattern in enumerate(TOPIC_EDGE_PATTERNS):
+        queues[pattern] = declare_queue(channel, cleanup, f"{unique}.{number}")
+        channel.queue_bind(queues[pattern], exchange, pattern)
+    channel.confirm_delivery()
+    for key in TOPIC_EDGE_KEYS:
+        channel.basic_publish(exchange, key, key.encode())
+    assert {pattern: [body.decode() for body in drain(channel, queue)] for pattern, queue in queues.items()} == TOPIC_EDGE_PATTERNS
+
+
+HEADERS_EDGE_BINDINGS = {
+    "any-ignores-x": ({"x-match": "any", "x-foo": "1", "a": "1"}, ["a1", "a1-xfoo"]),
+    "all-ignores-x": ({"x-match": "all", "x-foo": "1", "a": "1"}, ["a1", "a1-xfoo"]),
+    "all-with-x": ({"x-match": "all-with-x", "x-foo": "1", "a": "1"}, ["a1-xfoo"]),
+    "any-with-x": ({"x-match": "any-with-x", "x-foo": "1"}, ["a1-xfoo", "xfoo"]),
+    "int-is-not-str": ({"x-match": "all", "n": 1}, ["n1"]),
+    "empty-all": ({"x-match": "all"}, ["a1", "a1-xfoo", "xfoo", "n1", "n1-str", "none", "void", "bool", "bool-as-int"]),
+    "empty-any": ({"x-match": "any"}, []),
+    "void": ({"x-match": "all", "v": None}, ["void"]),
+    "bool-is-not-int": ({"x-match": "all", "b": True}, ["bool"]),
+}
+HEADERS_EDGE_MESSAGES = {
+    "a1": {"a": "1"},
+    "a1-xfoo": {"a": "1", "x-foo": "1"},
+    "xfoo": {"x-foo": "1"},
+    "n1": {"n": 1},
+    "n1-str": {"n": "1"},
+    "none": None,
+    "void": {"v": None},
+    "bool": {"b": True},
+    "bool-as-int": {"b": 1},
+}
+
+
+def test_headers_edge_cases_x_keys_types_and_empty_bindings(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    exchange = cleanup.exchange(f"{unique}.headers")
+    channel.exchange_declare(exchange, "headers")
+    queues = {}
+    for name, (arguments, _expected) in HEADERS_EDGE_BINDINGS.items():
+        queues[name] = declare_queue(channel, cleanup, f"{unique}.{name}")
+        channel.queue_bind(queues[name], exchange, arguments=arguments)
+    channel.confirm_delivery()
+    for body, headers in HEADERS_EDGE_MESSAGES.items():
+        channel.basic_publish(exchange, "", body.encode(), BasicProperties(headers=headers))
+    actual = {name: [body.decode() for body in drain(channel, queue)] for name, queue in queues.items()}
+    assert actual == {name: expected for name, (_arguments, expected) in HEADERS_EDGE_BINDINGS.items()}
+
+
+def test_cc_and_bcc_headers_add_routes_and_bcc_is_stripped(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    main = declare_queue(channel, cleanup, f"{unique}.main")
+    copied = declare_queue(channel, cleanup, f"{unique}.cc")
+    blind = declare_queue(channel, cleanup, f"{unique}.bcc")
+    channel.confirm_delivery()
+    channel.basic_publish("", main, b"copies", BasicProperties(headers={"CC": [copied], "BCC": [blind], "kept": 1}))
+    for queue in (main, copied, blind):
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        assert (body, method.routing_key) == (b"copies", main)
+        assert properties.headers == {"CC": [copied], "kept": 1}
+
+
+@pytest.mark.parametrize(
+    ("misuse", "tag"),
+    [
+        (lambda ch, q: (lambda tag: (ch.basic_ack(tag), ch.basic_ack(tag)))(ch.basic_get(q)[0].delivery_tag), 1),
+        (lambda ch, q: (ch.basic_get(q), ch.basic_ack(5, multiple=True)), 5),
+        (lambda ch, q: (ch.basic_get(q), ch.basic_get(q), ch.basic_ack(1), ch.basic_ack(1, multiple=True)), 1),
+        (lambda ch, q: (ch.basic_get(q, auto_ack=True), ch.basic_ack(1)), 1),
+        (lambda ch, q: ch.basic_ack(0), 0),
+        (lambda ch, q: ch.basic_reject(9), 9),
+        (lambda ch, q: ch.basic_nack(3, requeue=True), 3),
+    ],
+    ids=["double-ack", "multiple-beyond-last", "multiple-of-acked", "ack-of-auto-acked", "single-tag-zero", "reject-unknown", "nack-unknown"],
+)
+def test_acknowledgement_misuse_is_406_unknown_delivery_tag(
+    channel: BlockingChannel, cleanup: Cleanup, unique: str, misuse: Callable, tag: int
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    for i in range(3):
+        channel.basic_publish("", queue, str(i).encode())
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        misuse(channel, queue)
+        channel.basic_qos(prefetch_count=0)  # a round trip, so an asynchronous close arrives
+    assert (closed.value.reply_code, closed.value.reply_text) == (406, f"PRECONDITION_FAILED - unknown delivery tag {tag}")
+
+
+def test_nack_all_on_an_empty_channel_is_fine(channel: BlockingChannel) -> None:
+    channel.basic_nack(0, multiple=True)
+    channel.basic_qos(prefetch_count=0)
+    assert channel.is_open
+
+
+def test_channel_flow_off_is_not_implemented(connection: pika.BlockingConnection) -> None:
+    channel = connection.channel()
+    assert channel.flow(True) is True
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+        channel.flow(False)
+    assert (closed.value.reply_code, closed.value.reply_text) == (540, "NOT_IMPLEMENTED - active=false")
+
+
+def test_purge_leaves_unacked_messages(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    for i in range(3):
+        channel.basic_publish("", queue, str(i).encode())
+    method, _properties, _body = channel.basic_get(queue)
+    assert channel.queue_purge(queue).method.message_count == 2
+    channel.basic_reject(method.delivery_tag, requeue=True)
+    assert drain(channel, queue) == [b"0"]
