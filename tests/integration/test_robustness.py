@@ -616,3 +616,61 @@ def test_pipelined_nowait_methods_in_one_packet(wiregate_server, unique: str) ->
     finally:
         client.close()
     assert received == ["OpenOk", "OpenOk", "GetOk", "ContentHeader", "ContentBody", "CloseOk"]
+
+
+# --- slow and fast peers ---------------------------------------------------------------------
+
+
+def test_a_consumer_that_stops_reading_does_not_stall_others(
+    wiregate_server, amqp_url: str, unique: str, bystander: Callable[[], None]
+) -> None:
+    queue = f"{unique}.backlog"
+    publisher = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = publisher.channel()
+    channel.queue_declare(queue)
+    chunk = bytes(65536)
+    try:
+        for _ in range(300):  # ~20 MB, far more than the socket buffers hold
+            channel.basic_publish("", queue, chunk)
+        stalled = RawClient(wiregate_server.host, wiregate_server.amqp_port)
+        try:
+            stalled.handshake()
+            stalled.open_channel(1)
+            stalled.send_frame(commands.Basic.Consume(queue=queue, no_ack=True), 1)
+            # ... and never read again: the server's writes to it block.
+            time.sleep(0.3)
+            started = time.monotonic()
+            for _ in range(20):
+                bystander()
+            assert time.monotonic() - started < 2
+        finally:
+            stalled.close()
+    finally:
+        channel.queue_delete(queue)
+        publisher.close()
+
+
+def test_thousands_of_messages_keep_their_order_under_prefetch(amqp_url: str, unique: str) -> None:
+    total = 3000
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        queue = channel.queue_declare(f"{unique}.many", exclusive=True).method.queue
+        channel.confirm_delivery()
+        for number in range(total):
+            channel.basic_publish("", queue, number.to_bytes(4, "big"))
+        channel.basic_qos(prefetch_count=100)
+        received: list[int] = []
+
+        def on_message(ch, method, _properties, body: bytes) -> None:
+            received.append(int.from_bytes(body, "big"))
+            if len(received) % 50 == 0:
+                ch.basic_ack(method.delivery_tag, multiple=True)
+
+        channel.basic_consume(queue, on_message)
+        deadline = time.monotonic() + 20
+        while len(received) < total and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.05)
+        assert received == list(range(total))
+    finally:
+        connection.close()
