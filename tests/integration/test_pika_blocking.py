@@ -1527,3 +1527,82 @@ def test_purge_leaves_unacked_messages(channel: BlockingChannel, cleanup: Cleanu
     assert channel.queue_purge(queue).method.message_count == 2
     channel.basic_reject(method.delivery_tag, requeue=True)
     assert drain(channel, queue) == [b"0"]
+
+
+# --- resource alarm (RabbitMQ: rabbitmqctl set_vm_memory_high_watermark 0) ---------------------------
+
+
+@pytest.fixture
+def memory_alarm(wiregate_server) -> Iterator[Callable[[bool], None]]:
+    """Raise (True) or clear (False) the broker's memory alarm; always cleared afterwards."""
+
+    def set_alarm(on: bool) -> None:
+        if on:
+            wiregate_server.call(wiregate_server.broker.block, "low on memory")
+        else:
+            wiregate_server.call(wiregate_server.broker.unblock)
+
+    yield set_alarm
+    set_alarm(False)
+
+
+def alarm_watcher(amqp_url: str, events: list[tuple[str, str]], name: str) -> pika.BlockingConnection:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    connection.add_on_connection_blocked_callback(lambda _conn, frame: events.append((name, frame.method.reason)))
+    connection.add_on_connection_unblocked_callback(lambda _conn, _frame: events.append((name, "unblocked")))
+    return connection
+
+
+def test_alarm_blocks_a_connection_when_it_publishes(
+    amqp_url: str, memory_alarm: Callable[[bool], None], cleanup: Cleanup, unique: str
+) -> None:
+    events: list[tuple[str, str]] = []
+    consumer = alarm_watcher(amqp_url, events, "consumer")
+    publisher = alarm_watcher(amqp_url, events, "publisher")
+    try:
+        consumer_channel = consumer.channel()
+        queue = declare_queue(consumer_channel, cleanup, f"{unique}.q")
+        consumer_channel.basic_consume(queue, lambda *args: None, auto_ack=True)
+        publisher_channel = publisher.channel()
+        memory_alarm(True)
+        pump(consumer, 0.1)
+        pump(publisher, 0.1)
+        assert events == []
+        publisher_channel.basic_publish("", queue, b"during the alarm")
+        wait_until(publisher, lambda: events)
+        pump(consumer, 0.1)
+        assert events == [("publisher", "low on memory")]
+        memory_alarm(False)
+        wait_until(publisher, lambda: len(events) > 1)
+        pump(consumer, 0.1)
+        assert events == [("publisher", "low on memory"), ("publisher", "unblocked")]
+    finally:
+        consumer.close()
+        publisher.close()
+
+
+@pytest.mark.xfail(
+    reason="BUG: a blocked connection's publishes are still enqueued; RabbitMQ stops reading a publishing "
+    "connection during a resource alarm, so its messages reach the queue only once the alarm clears",
+    strict=True,
+)
+def test_alarm_holds_publishes_until_it_clears(
+    amqp_url: str, memory_alarm: Callable[[bool], None], channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    events: list[tuple[str, str]] = []
+    publisher = alarm_watcher(amqp_url, events, "publisher")
+    try:
+        publisher_channel = publisher.channel()
+        memory_alarm(True)
+        publisher_channel.basic_publish("", queue, b"held 1")
+        publisher_channel.basic_publish("", queue, b"held 2")
+        wait_until(publisher, lambda: events)
+        pump(publisher, 0.2)
+        assert channel.queue_declare(queue, passive=True).method.message_count == 0
+        memory_alarm(False)
+        wait_until(publisher, lambda: len(events) > 1)
+        pump(publisher, 0.2)
+        assert drain(channel, queue) == [b"held 1", b"held 2"]
+    finally:
+        publisher.close()
