@@ -19,6 +19,8 @@ import aio_pika.exceptions
 import aiormq.exceptions
 import pytest
 
+import wiregate.testing
+
 T = TypeVar("T")
 TIMEOUT = 10.0
 
@@ -317,3 +319,41 @@ async def test_robust_connection_recovers_topology_and_consumer(amqp_url: str, u
         publisher = await connection.channel()
         await publisher.default_exchange.publish(aio_pika.Message(b"after"), routing_key=queue.name)
         assert await received.get() == b"after"
+
+
+def test_robust_connection_survives_a_server_restart() -> None:
+    first = wiregate.testing.Server(shutdown_grace=0.2).start()
+    port = first.amqp_port
+    second: wiregate.testing.Server | None = None
+
+    async def main() -> None:
+        nonlocal second
+        connection = await aio_pika.connect_robust(robust_url(first.amqp_url))
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue("restart.q")
+            received: asyncio.Queue[bytes] = asyncio.Queue()
+
+            async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                await message.ack()
+                await received.put(message.body)
+
+            await queue.consume(on_message)
+            await channel.default_exchange.publish(aio_pika.Message(b"before"), routing_key="restart.q")
+            assert await received.get() == b"before"
+
+            reconnected = asyncio.Event()
+            connection.reconnect_callbacks.add(lambda *_args: reconnected.set())
+            # The broker outlives the stop; the restarted server listens on the same port.
+            await asyncio.to_thread(first.stop)
+            second = wiregate.testing.Server(amqp_port=port, broker=first.broker).start()
+            await reconnected.wait()
+            await channel.default_exchange.publish(aio_pika.Message(b"after"), routing_key="restart.q")
+            assert await received.get() == b"after"
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()

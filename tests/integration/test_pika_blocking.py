@@ -1606,3 +1606,21 @@ def test_alarm_holds_publishes_until_it_clears(
         assert drain(channel, queue) == [b"held 1", b"held 2"]
     finally:
         publisher.close()
+
+
+def test_requeue_from_several_channels_restores_publish_order(
+    connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: Cleanup, unique: str
+) -> None:
+    queue = declare_queue(channel, cleanup, f"{unique}.q")
+    for i in range(6):
+        channel.basic_publish("", queue, f"m{i}".encode())
+    first, second = connection.channel(), connection.channel()
+    first.basic_get(queue)  # m0
+    second.basic_get(queue)  # m1
+    first.basic_get(queue)  # m2
+    first.close()
+    second.close()
+    taken = []
+    while (got := channel.basic_get(queue, auto_ack=True))[0] is not None:
+        taken.append((got[2], got[0].redelivered))
+    assert taken == [(b"m0", True), (b"m1", True), (b"m2", True), (b"m3", False), (b"m4", False), (b"m5", False)]
