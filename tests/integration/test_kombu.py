@@ -213,3 +213,18 @@ def test_publisher_confirms_via_confirm_publish(amqp_url: str, unique: str) -> N
         bound.delete()
         with pytest.raises(amqp.exceptions.NotFound):
             producer.publish("lost", exchange=f"{unique}.missing", routing_key="x")
+
+
+@pytest.mark.parametrize("login_method", ["AMQPLAIN", "PLAIN"])
+def test_login_methods_and_refusal(wiregate_server, login_method: str) -> None:
+    base = f"amqp://guest:{{}}@{wiregate_server.host}:{wiregate_server.amqp_port}//"
+    with Connection(base.format("guest"), transport="amqp", login_method=login_method, connect_timeout=5) as conn:
+        conn.connect()
+        assert conn.connection.server_properties["product"] == "RabbitMQ"
+    with Connection(base.format("wrong"), transport="amqp", login_method=login_method, connect_timeout=5) as conn:
+        with pytest.raises(amqp.exceptions.AccessRefused) as refused:
+            conn.connection.connect()
+    assert refused.value.reply_code == 403
+    assert refused.value.reply_text == (
+        f"ACCESS_REFUSED - Login was refused using authentication mechanism {login_method}. For details see the broker logfile."
+    )
