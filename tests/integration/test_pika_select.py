@@ -211,3 +211,36 @@ def test_get_round_trips_bodies(amqp_url: str, unique: str, body_size: int) -> N
 
     flow = Flow(amqp_url, on_channel)
     assert flow.run() == body
+
+
+def test_overflow_reject_publish_arrives_as_nack(amqp_url: str, unique: str) -> None:
+    queue = f"{unique}.q"
+    outcomes: dict[int, str] = {}
+    flow: Flow
+
+    def on_channel(channel: Channel) -> None:
+        channel.confirm_delivery(on_confirmation, callback=on_confirm_mode)
+
+    def on_confirm_mode(_frame: Method) -> None:
+        assert flow.channel is not None
+        flow.channel.queue_declare(
+            queue, exclusive=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}, callback=on_declared
+        )
+
+    def on_declared(_frame: Method) -> None:
+        assert flow.channel is not None
+        for i in range(3):
+            flow.channel.basic_publish("", queue, f"m{i}".encode())
+
+    def on_confirmation(frame: Method) -> None:
+        method = frame.method
+        # A multiple confirm covers every tag up to its own not confirmed yet.
+        tags = range(1, method.delivery_tag + 1) if method.multiple else [method.delivery_tag]
+        for tag in tags:
+            outcomes.setdefault(tag, type(method).__name__)
+        if len(outcomes) == 3:
+            flow.done()
+
+    flow = Flow(amqp_url, on_channel)
+    flow.run()
+    assert outcomes == {1: "Ack", 2: "Nack", 3: "Nack"}
