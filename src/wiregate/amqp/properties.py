@@ -191,5 +191,15 @@ class PropertyBlock:
         """exchange and routing key as encoded in basic.deliver (cached)."""
         data = self._exchange_rk
         if data is None:
-            data = self._exchange_rk = wire.shortstr(message.exchange) + wire.shortstr(message.routing_key)
+            key = (message.exchange, message.routing_key)
+            data = _EXCHANGE_RK.get(key)
+            if data is None:
+                if len(_EXCHANGE_RK) >= 4096:
+                    _EXCHANGE_RK.clear()
+                data = _EXCHANGE_RK[key] = wire.shortstr(message.exchange) + wire.shortstr(message.routing_key)
+            self._exchange_rk = data
         return data
+
+
+#: encoded (exchange, routing key) pairs: a few distinct pairs carry most traffic
+_EXCHANGE_RK: dict[tuple[str, str], bytes] = {}
