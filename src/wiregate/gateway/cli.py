@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         http_port=args.http_port,
         data_dir=args.data_dir,
         log_level=args.log_level,
+        amqps_port=args.amqps_port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     logging.basicConfig(
         level=config.log_level.upper(),
@@ -79,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--amqp-port", type=_port, default=5672, help="AMQP port, 0 = any (default: %(default)s)")
     serve.add_argument("--kafka-port", type=_port, default=9092, help="Kafka port, 0 = any (default: %(default)s)")
     serve.add_argument("--http-port", type=_port, default=15672, help="HTTP API port, 0 = any (default: %(default)s)")
+    serve.add_argument("--amqps-port", type=_port, default=None, help="AMQP over TLS port, 0 = any (default: no TLS listener)")
+    serve.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for TLS (default: a bundled self-signed test certificate)")
+    serve.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     serve.add_argument("--data-dir", type=Path, default=None, help="directory for durable state (not implemented yet)")
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="(default: %(default)s)")
     return parser

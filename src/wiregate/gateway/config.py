@@ -25,6 +25,12 @@ class Config:
         log_level: Name of a :mod:`logging` level, e.g. ``"info"``.
         advertised_host: Host name Kafka clients are told to connect to;
             ``None`` means the listening address.
+        amqps_port: AMQP over TLS port (RabbitMQ's 5671); ``None`` (the
+            default) means no TLS listener, 0 lets the kernel pick.
+        tls_cert: PEM certificate (chain) for TLS listeners.
+        tls_key: PEM private key for ``tls_cert``.  Without both, a TLS
+            listener uses the self-signed ``localhost`` certificate shipped in
+            :mod:`wiregate.testing` (tests only: its key is public).
         handshake_timeout: Seconds a client has from TCP connect to a
             completed AMQP ``connection.open`` (RabbitMQ's
             ``handshake_timeout``, also 10 s there).
@@ -39,5 +45,8 @@ class Config:
     data_dir: Path | None = None
     log_level: str = "info"
     advertised_host: str | None = None
+    amqps_port: int | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     handshake_timeout: float = 10.0
     shutdown_grace: float = 1.0

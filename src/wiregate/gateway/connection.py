@@ -46,7 +46,8 @@ def format_peer(stream: trio.SocketStream) -> str:
     Returns:
         The text used in logs and given to the protocol layer as ``peer``.
     """
-    host, port = stream.socket.getpeername()[:2]
+    transport = getattr(stream, "transport_stream", stream)  # a TLS stream wraps the socket stream
+    host, port = transport.socket.getpeername()[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 

@@ -6,6 +6,9 @@ import dataclasses
 import functools
 import logging
 import math
+import ssl
+from importlib import resources
+from typing import Any
 
 import trio
 
@@ -28,6 +31,8 @@ class Addresses:
 
     Attributes:
         amqp: ``(host, port)`` of the first AMQP listener.
+        amqps: ``(host, port)`` of the first AMQP-over-TLS listener, ``None``
+            when TLS is not enabled.
         http: ``(host, port)`` of the first HTTP listener.
         kafka: ``(host, port)`` of the first Kafka listener, ``None`` while
             the Kafka wire protocol is not available.
@@ -39,6 +44,7 @@ class Addresses:
     http: Endpoint
     kafka: Endpoint | None
     bound: dict[str, tuple[Endpoint, ...]]
+    amqps: Endpoint | None = None
 
     def describe(self) -> str:
         """Return ``amqp=host:port,... http=...`` as printed in the ready line.
@@ -50,6 +56,29 @@ class Addresses:
             f"{protocol}=" + ",".join(format_endpoint(endpoint) for endpoint in endpoints)
             for protocol, endpoints in self.bound.items()
         )
+
+
+def tls_context(config: Config) -> ssl.SSLContext:
+    """The server-side TLS context of the TLS listeners.
+
+    Args:
+        config: ``tls_cert`` and ``tls_key``; when either is missing, the
+            self-signed ``localhost`` test certificate shipped with
+            :mod:`wiregate.testing` is used (its private key is public: for
+            tests only), and a warning is logged.
+
+    Returns:
+        A context for ``trio.SSLStream(..., server_side=True)``.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if config.tls_cert is not None and config.tls_key is not None:
+        context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
+        return context
+    logger.warning("TLS listener uses the bundled self-signed test certificate (CN=localhost); pass --tls-cert/--tls-key outside tests")
+    bundled = resources.files("wiregate.testing") / "tls"
+    with resources.as_file(bundled / "localhost.crt") as cert, resources.as_file(bundled / "localhost.key") as key:
+        context.load_cert_chain(str(cert), str(key))
+    return context
 
 
 def kafka_connection_class() -> ConnectionFactory | None:
@@ -135,6 +164,8 @@ class Gateway:
                 listeners["kafka"] = await open_listeners(config.host, config.kafka_port)
             else:
                 logger.info("Kafka wire protocol not available yet; not listening on port %d", config.kafka_port)
+            if config.amqps_port is not None:
+                listeners["amqps"] = await open_listeners(config.host, config.amqps_port)
             listeners["http"] = await open_listeners(config.host, config.http_port)
         except BaseException:
             for group in listeners.values():
@@ -154,6 +185,14 @@ class Gateway:
             ),
             "http": functools.partial(serve_http, source=self),
         }
+        if "amqps" in listeners:
+            handlers["amqps"] = functools.partial(
+                self._serve_tls_connection,
+                tls=tls_context(config),
+                protocol="amqp",
+                factory=AMQPConnection,
+                handshake_timeout=config.handshake_timeout,
+            )
         if kafka_factory is not None:
             handlers["kafka"] = functools.partial(
                 self._serve_connection, protocol="kafka", factory=kafka_factory, handshake_timeout=None
@@ -172,6 +211,7 @@ class Gateway:
                         amqp=bound["amqp"][0],
                         http=bound["http"][0],
                         kafka=bound["kafka"][0] if "kafka" in bound else None,
+                        amqps=bound["amqps"][0] if "amqps" in bound else None,
                         bound=bound,
                     )
                     self.ready = True
@@ -233,6 +273,11 @@ class Gateway:
         with trio.move_on_after(self.config.shutdown_grace):
             for handler in handlers:
                 await handler.done.wait()
+
+    async def _serve_tls_connection(self, stream: trio.SocketStream, *, tls: ssl.SSLContext, **kwargs: Any) -> None:
+        # The TLS handshake happens on the first read; a client that does not
+        # speak TLS shows up as a broken stream and is closed like an EOF.
+        await self._serve_connection(trio.SSLStream(stream, tls, server_side=True), **kwargs)  # type: ignore[arg-type]
 
     async def _serve_connection(
         self,

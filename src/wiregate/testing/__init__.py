@@ -42,6 +42,9 @@ class Server:
         host: Address to listen on; ``None`` means both ``127.0.0.1`` and
             ``::1``.
         amqp_port: AMQP port, 0 (the default) lets the kernel pick.
+        amqps_port: AMQP-over-TLS port (0: the kernel picks); ``None`` (the
+            default) opens no TLS listener.  It serves the bundled
+            self-signed ``localhost`` certificate.
         kafka_port: Kafka port, 0 lets the kernel pick.
         http_port: HTTP API port, 0 lets the kernel pick.
         broker: The core broker to serve; a new one when ``None``.  It
@@ -63,6 +66,7 @@ class Server:
         *,
         host: str | None = "127.0.0.1",
         amqp_port: int = 0,
+        amqps_port: int | None = None,
         kafka_port: int = 0,
         http_port: int = 0,
         broker: Broker | None = None,
@@ -73,6 +77,7 @@ class Server:
         self.config = Config(
             host=host,
             amqp_port=amqp_port,
+            amqps_port=amqps_port,
             kafka_port=kafka_port,
             http_port=http_port,
             data_dir=data_dir,
@@ -184,6 +189,12 @@ class Server:
     def amqp_url(self) -> str:
         """A URL for AMQP clients: ``amqp://guest:guest@127.0.0.1:PORT/%2F``."""
         return f"amqp://guest:guest@{format_endpoint(self.addresses.amqp)}/%2F"
+
+    @property
+    def amqps_url(self) -> str | None:
+        """``amqps://guest:guest@127.0.0.1:PORT/%2F``; ``None`` without a TLS listener."""
+        amqps = self.addresses.amqps
+        return None if amqps is None else f"amqps://guest:guest@{format_endpoint(amqps)}/%2F"
 
     @property
     def kafka_bootstrap(self) -> str | None:
