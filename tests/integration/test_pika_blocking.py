@@ -1261,10 +1261,6 @@ def test_max_length_dead_letters_the_dropped_head(channel: BlockingChannel, clea
     assert drain(channel, source) == [b"second"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: x-overflow reject-publish-dlx dead-letters with x-death reason 'rejected'; RabbitMQ uses 'maxlen'",
-    strict=True,
-)
 def test_reject_publish_dlx_dead_letters_the_refused_message(channel: BlockingChannel, cleanup: Cleanup, unique: str) -> None:
     source, dead = dead_letter_pair(channel, cleanup, unique, **{"x-max-length": 1, "x-overflow": "reject-publish-dlx"})
     channel.basic_publish("", source, b"kept")
@@ -1320,11 +1316,6 @@ def test_ttl_expires_messages_waiting_behind_a_slow_consumer(
     assert bodies(received) == [b"0"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: a message with expiration '0' is dropped even when a consumer is ready; RabbitMQ delivers it "
-    "to a waiting consumer and drops it only if it would have to wait",
-    strict=True,
-)
 def test_expiration_zero_reaches_only_a_ready_consumer(
     connection: pika.BlockingConnection, channel: BlockingChannel, cleanup: Cleanup, unique: str
 ) -> None:
@@ -1581,11 +1572,6 @@ def test_alarm_blocks_a_connection_when_it_publishes(
         publisher.close()
 
 
-@pytest.mark.xfail(
-    reason="BUG: a blocked connection's publishes are still enqueued; RabbitMQ stops reading a publishing "
-    "connection during a resource alarm, so its messages reach the queue only once the alarm clears",
-    strict=True,
-)
 def test_alarm_holds_publishes_until_it_clears(
     amqp_url: str, memory_alarm: Callable[[bool], None], channel: BlockingChannel, cleanup: Cleanup, unique: str
 ) -> None:

@@ -265,10 +265,7 @@ ATTACKS = {
 }
 
 # Where wiregate's reply text still differs from RabbitMQ's (the code and method ids agree).
-TEXT_BUGS = {
-    "content-header-on-channel-0": "BUG: a content frame on channel 0 gets 'expected method frame, got non method "
-    "frame instead'; RabbitMQ says 'UNEXPECTED_FRAME - type 2, all octets = <<...>>'",
-}
+TEXT_BUGS: dict[str, str] = {}
 
 def marked(bugs: dict[str, str]) -> list:
     """The attack names as parameters, the ones in ``bugs`` marked xfail with their reason."""

@@ -106,6 +106,9 @@ class AMQPConnection:
         self._in_receive = False
         self._released = False
         self._blocked_sent = False
+        #: True while a resource alarm blocks this (publishing) connection:
+        #: the gateway stops reading the socket, buffered frames wait
+        self.reading_paused = False
         #: numbers of channels closed on this connection (close on them is answered)
         self._closed_channels: set[int] = set()
         #: seconds the gateway waits before closing the socket once ``closed``
@@ -120,6 +123,8 @@ class AMQPConnection:
             self.connection_lost()
             return
         self._buf += data
+        if self.reading_paused:
+            return
         self._in_receive = True
         try:
             self._process()
@@ -156,19 +161,35 @@ class AMQPConnection:
     def resource_alarm(self, reason: str | None) -> None:
         """The broker's resource alarm was raised (reason) or cleared (None).
 
-        As in RabbitMQ, connection.blocked goes to a connection when it next
-        publishes (consumers are never blocked), and connection.unblocked
-        only to connections that were told they were blocked; clients must
-        announce the ``connection.blocked`` capability.
+        As in RabbitMQ, a connection that publishes during an alarm is
+        blocked: it is told so with connection.blocked (if it announced the
+        ``connection.blocked`` capability) and nothing more is read from it —
+        its publish completes only when the alarm clears.  Connections that
+        only consume are never blocked.
         """
-        if reason is None and self._blocked_sent:
+        if reason is not None or not self.reading_paused and not self._blocked_sent:
+            return
+        if self._blocked_sent:
             self._blocked_sent = False
             self.send(wire.method(0, wire.CONNECTION_UNBLOCKED))
+        if self.reading_paused:
+            self.reading_paused = False
+            self._in_receive = True
+            try:
+                self._process()
+            except AMQPError as error:
+                self._fail(error)
+            finally:
+                self._in_receive = False
+            self.on_wake()
 
     def publishing(self) -> None:
-        """Called by a channel on basic.publish: notify a pending alarm once."""
+        """Called by a channel on basic.publish during an alarm: block."""
         reason = self.broker.blocked_reason
-        if reason is not None and not self._blocked_sent and self.capabilities.get("connection.blocked"):
+        if reason is None:
+            return
+        self.reading_paused = True
+        if not self._blocked_sent and self.capabilities.get("connection.blocked"):
             self._blocked_sent = True
             self.send(wire.method(0, wire.CONNECTION_BLOCKED, wire.shortstr(reason)))
 
@@ -211,7 +232,7 @@ class AMQPConnection:
         end = len(buf)
         limit = self.frame_max
         try:
-            while not self.closed and end - pos >= 7:
+            while not self.closed and not self.reading_paused and end - pos >= 7:
                 frame_type, channel, size = _frame_head.unpack_from(buf, pos)
                 # RabbitMQ's own bound: payload > frame_max (it allows an 8-byte fudge)
                 if size > limit:
@@ -271,7 +292,9 @@ class AMQPConnection:
             except AMQPError as error:
                 self._channel_failed(channel, error)
         elif frame_type == wire.FRAME_HEADER or frame_type == wire.FRAME_BODY:
-            if channel_number == 0 or self._state != "opened":
+            if channel_number == 0:
+                raise connection_error(UNEXPECTED_FRAME, f"type {frame_type}, all octets = {codec.erlang_binary(payload)}")
+            if self._state != "opened":
                 raise connection_error(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
             channel = self.channels.get(channel_number)
             if channel is None:

@@ -260,9 +260,13 @@ class Queue:
             )
             if over and self.overflow in ("reject-publish", "reject-publish-dlx"):
                 if self.overflow == "reject-publish-dlx":
-                    self.vhost.dead_letter(self, message, "rejected")
+                    self.vhost.dead_letter(self, message, "maxlen")
                 return False
         now = self.vhost.scheduler.now()
+        if self.ready and self.ready.head().expires_at is not None:
+            # drop what has already expired first, so that the delivery
+            # attempt below can only hand out the new message early
+            self.expire_head(now)
         ttl = self.message_ttl
         if message.expiration is not None:
             per_message = message.expiration / 1000
@@ -274,7 +278,8 @@ class Queue:
         self._next_seq += 1
         self.ready.append(entry)
         if self._registered:
-            self.dispatch()
+            # a message with TTL 0 still goes to a consumer that is ready now
+            self.dispatch(expire=False)
         if self.max_length is not None or self.max_length_bytes is not None:
             self._drop_over_limit()
         if entry.expires_at is not None:
@@ -455,14 +460,14 @@ class Queue:
         elif self.single_active and self._registered:
             self.dispatch()
 
-    def dispatch(self) -> None:
+    def dispatch(self, *, expire: bool = True) -> None:
         """Deliver ready messages to consumers with credit."""
         if self._dispatching or self.deleted:
             return
         self._dispatching = True
         try:
             ready = self.ready
-            if ready and ready.head().expires_at is not None:
+            if expire and ready and ready.head().expires_at is not None:
                 self.expire_head()
             if self.single_active:
                 self._dispatch_single()

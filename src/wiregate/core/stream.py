@@ -106,7 +106,7 @@ class StreamQueue(Queue):
         self._positions.pop(consumer, None)
         super().remove_consumer(consumer)
 
-    def dispatch(self) -> None:
+    def dispatch(self, *, expire: bool = True) -> None:
         if self._dispatching or self.deleted:
             return
         self._dispatching = True

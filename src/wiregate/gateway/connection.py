@@ -92,6 +92,7 @@ class ConnectionHandler:
         self._wake = trio.Event()
         self._handshake_done = trio.Event()
         self._closing = trio.Event()
+        self._resume = trio.Event()
         self._heartbeat_due = False
         self._peer_gone = False
         self._cancel_scope = trio.CancelScope()
@@ -151,6 +152,7 @@ class ConnectionHandler:
         # Called synchronously, possibly from another connection's task:
         # only signal, never await.
         self._wake.set()
+        self._resume.set()
 
     async def _read_loop(self) -> None:
         conn = self._conn
@@ -175,6 +177,11 @@ class ConnectionHandler:
                 return
             if getattr(conn, "closing", False):
                 self._closing.set()
+            # A resource alarm blocks a publishing connection: stop reading
+            # (TCP pushes back on the client) until the protocol resumes.
+            while getattr(conn, "reading_paused", False) and not conn.closed:
+                self._resume = trio.Event()
+                await self._resume.wait()
 
     async def _write_loop(self) -> None:
         conn = self._conn
