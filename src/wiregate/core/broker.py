@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 from typing import Any
 
 from .timers import Scheduler
+from .topics import Topics
 from .vhost import VHost
 
 
@@ -15,6 +18,12 @@ class Broker:
         #: the clock and deadlines of every time-based feature (TTL, x-expires)
         self.scheduler = scheduler if scheduler is not None else Scheduler()
         self.vhosts: dict[str, VHost] = {"/": VHost("/", self.scheduler)}
+        #: identifies the cluster to Kafka clients (Metadata, DescribeCluster)
+        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        #: broker-level Kafka configs that differ from Kafka's defaults
+        self.kafka_configs: dict[str, str] = {}
+        #: Kafka topics (one namespace for the whole broker)
+        self.topics = Topics()
         #: user name -> password; RabbitMQ's default user guest/guest
         self.users: dict[str, str] = {"guest": "guest"}
         #: open client connections of every protocol (for listings)
@@ -54,3 +63,4 @@ class Broker:
     def reset(self) -> None:
         """Forget every entity: a fresh broker for the next test."""
         self.vhosts = {"/": VHost("/", self.scheduler)}
+        self.topics = Topics()

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data_dir,
         log_level=args.log_level,
         amqps_port=args.amqps_port,
+        advertised_host=args.advertised_host,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )
@@ -82,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--amqp-port", type=_port, default=5672, help="AMQP port, 0 = any (default: %(default)s)")
     serve.add_argument("--kafka-port", type=_port, default=9092, help="Kafka port, 0 = any (default: %(default)s)")
     serve.add_argument("--http-port", type=_port, default=15672, help="HTTP API port, 0 = any (default: %(default)s)")
+    serve.add_argument(
+        "--advertised-host",
+        default=None,
+        help="host Kafka clients are told to connect to (default: the listen host, 127.0.0.1 for loopback/wildcard)",
+    )
     serve.add_argument("--amqps-port", type=_port, default=None, help="AMQP over TLS port, 0 = any (default: no TLS listener)")
     serve.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for TLS (default: a bundled self-signed test certificate)")
     serve.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")

@@ -81,6 +81,20 @@ def tls_context(config: Config) -> ssl.SSLContext:
     return context
 
 
+def advertised_host(config: Config) -> str:
+    """The host Kafka clients are told to connect to (Metadata's brokers).
+
+    ``--advertised-host`` when given; else the listen host, with loopback
+    ``127.0.0.1`` standing for the default (both loopbacks) and for the
+    wildcard addresses, which a client cannot connect to.
+    """
+    if config.advertised_host:
+        return config.advertised_host
+    if config.host in (None, "localhost", "0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return config.host
+
+
 def kafka_connection_class() -> ConnectionFactory | None:
     """Return ``wiregate.kafka_wire.KafkaConnection`` if it exists yet.
 
@@ -195,7 +209,10 @@ class Gateway:
             )
         if kafka_factory is not None:
             handlers["kafka"] = functools.partial(
-                self._serve_connection, protocol="kafka", factory=kafka_factory, handshake_timeout=None
+                self._serve_connection,
+                protocol="kafka",
+                factory=functools.partial(kafka_factory, advertised=(advertised_host(config), bound["kafka"][0][1])),
+                handshake_timeout=None,
             )
         async with trio.open_nursery() as connections:
             connections.start_soon(self._run_timers)

@@ -1,0 +1,113 @@
+"""Kafka topics in the core: a topic is a set of partition logs.
+
+Partitions store record batches as the bytes the producer sent (with the
+base offset patched in) in a :class:`~wiregate.core.log.Log`, the structure
+stream queues use too.  Waiters (parked Fetch requests) register on a
+partition and are called on every append.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from .log import Log
+
+#: topic-level configs and their Kafka defaults (Kafka 4.0 names)
+TOPIC_CONFIG_DEFAULTS: dict[str, str] = {
+    "cleanup.policy": "delete",
+    "compression.type": "producer",
+    "delete.retention.ms": "86400000",
+    "file.delete.delay.ms": "60000",
+    "flush.messages": "9223372036854775807",
+    "flush.ms": "9223372036854775807",
+    "index.interval.bytes": "4096",
+    "max.compaction.lag.ms": "9223372036854775807",
+    "max.message.bytes": "1048588",
+    "message.timestamp.after.max.ms": "9223372036854775807",
+    "message.timestamp.before.max.ms": "9223372036854775807",
+    "message.timestamp.type": "CreateTime",
+    "min.cleanable.dirty.ratio": "0.5",
+    "min.compaction.lag.ms": "0",
+    "min.insync.replicas": "1",
+    "preallocate": "false",
+    "retention.bytes": "-1",
+    "retention.ms": "604800000",
+    "segment.bytes": "1073741824",
+    "segment.index.bytes": "10485760",
+    "segment.jitter.ms": "0",
+    "segment.ms": "604800000",
+    "unclean.leader.election.enable": "false",
+}
+
+
+class Partition:
+    """One partition: a log of record batches plus the waiters on it."""
+
+    def __init__(self, topic: "Topic", index: int) -> None:
+        self.topic = topic
+        self.index = index
+        self.log = Log()
+        self.leader_epoch = 0
+        #: callables run after every append (parked fetches)
+        self.waiters: set[Callable[[], None]] = set()
+        #: idempotent producer state: producer id -> recent batches (see producers.py)
+        self.producers: dict[int, Any] = {}
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.next_offset
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.start_offset
+
+    def notify(self) -> None:
+        for waiter in list(self.waiters):
+            waiter()
+
+
+class Topic:
+    """A Kafka topic."""
+
+    def __init__(self, name: str, partitions: int, configs: dict[str, str] | None = None, topic_id: uuid.UUID | None = None) -> None:
+        self.name = name
+        self.id = topic_id or uuid.uuid4()
+        self.configs: dict[str, str] = dict(configs or {})
+        self.partitions: list[Partition] = [Partition(self, i) for i in range(partitions)]
+        self.deleted = False
+
+    def config(self, name: str) -> str | None:
+        """A config's value: set on the topic, else Kafka's default."""
+        return self.configs.get(name, TOPIC_CONFIG_DEFAULTS.get(name))
+
+    def add_partitions(self, total: int) -> None:
+        for index in range(len(self.partitions), total):
+            self.partitions.append(Partition(self, index))
+
+
+class Topics:
+    """All topics of the broker (Kafka has no vhosts: one namespace)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Topic] = {}
+        self.by_id: dict[uuid.UUID, Topic] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.by_name
+
+    def get(self, name: str) -> Topic | None:
+        return self.by_name.get(name)
+
+    def create(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
+        topic = Topic(name, partitions, configs)
+        self.by_name[name] = topic
+        self.by_id[topic.id] = topic
+        return topic
+
+    def delete(self, topic: Topic) -> None:
+        topic.deleted = True
+        self.by_name.pop(topic.name, None)
+        self.by_id.pop(topic.id, None)
+        for partition in topic.partitions:
+            partition.notify()

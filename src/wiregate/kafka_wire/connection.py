@@ -1,0 +1,230 @@
+"""The Kafka connection: a sans-IO state machine like the AMQP one.
+
+Bytes in through ``receive_data``; framed responses out of
+``data_to_send``.  Kafka answers the requests of one connection in order,
+so a request that must wait (a long-poll Fetch, a JoinGroup) is *deferred*:
+its slot stays in the response queue and later responses queue behind it;
+when it resolves, every response that is ready goes out.  A deferred
+request never blocks other connections: the waiting is done by the core
+(partition waiters, group state) and the scheduler (timeouts), not by I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections import deque
+from typing import Any, Callable
+
+from kio.schema.errors import ErrorCode
+
+from wiregate.core import Broker
+
+from . import apis  # noqa: F401  (registers the handlers)
+from .protocol import MAX_REQUEST_SIZE, ProtocolError, build, decode_request, encode_response, peek_header, response_class
+from .registry import APIS, advertised, supported
+
+log = logging.getLogger("wiregate.kafka")
+
+_size = struct.Struct(">i")
+
+#: returned by a handler that sends nothing (Produce with acks=0)
+NO_RESPONSE = object()
+
+
+class Deferred:
+    """A response that will be ready later; resolve it exactly once."""
+
+    __slots__ = ("_connection", "_slot", "_cancel", "done")
+
+    def __init__(self, connection: "KafkaConnection", slot: list[Any]) -> None:
+        self._connection = connection
+        self._slot = slot
+        self._cancel: list[Callable[[], None]] = []
+        self.done = False
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` if the connection goes away before resolution."""
+        self._cancel.append(callback)
+
+    def resolve(self, response: Any) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._cancel.clear()
+        self._connection._resolved(self._slot, response)
+
+    def cancel(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        callbacks, self._cancel = self._cancel, []
+        for callback in callbacks:
+            callback()
+
+
+class RequestContext:
+    """What a handler knows about the request it answers."""
+
+    __slots__ = ("connection", "broker", "api_key", "api_version", "correlation_id", "client_id", "_slot")
+
+    def __init__(self, connection: "KafkaConnection", api_key: int, api_version: int, correlation_id: int, client_id: str | None, slot: list[Any]) -> None:
+        self.connection = connection
+        self.broker = connection.broker
+        self.api_key = api_key
+        self.api_version = api_version
+        self.correlation_id = correlation_id
+        self.client_id = client_id
+        self._slot = slot
+
+    @property
+    def response_class(self) -> type:
+        return response_class(self.api_key, self.api_version)
+
+    def respond(self, **fields: Any) -> Any:
+        """The response entity for this request's version, from version-neutral fields."""
+        return build(self.response_class, **fields)
+
+    def defer(self) -> Deferred:
+        """Answer later: returns a Deferred the handler (or the core) resolves."""
+        deferred = Deferred(self.connection, self._slot)
+        self.connection._deferred.add(deferred)
+        return deferred
+
+
+class KafkaConnection:
+    """One Kafka client connection.
+
+    Args:
+        broker: the shared core engine.
+        peer: the client's address, for logs.
+        on_wake: called when output appears outside ``receive_data``.
+        advertised: (host, port) brokers are announced with in Metadata.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        peer: str = "",
+        on_wake: Callable[[], None] | None = None,
+        advertised: tuple[str, int] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.peer = peer
+        self.on_wake = on_wake or (lambda: None)
+        self.advertised = advertised or ("127.0.0.1", 9092)
+        self.closed = False
+        self._buf = bytearray()
+        self._out: list[bytes] = []
+        #: response slots in request order: [correlation_id, encoded bytes or None]
+        self._queue: deque[list[Any]] = deque()
+        self._deferred: set[Deferred] = set()
+        self._in_receive = False
+
+    # ---------------------------------------------------------------- I/O
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the socket; ``b""`` means the peer closed."""
+        if self.closed:
+            return
+        if not data:
+            self.connection_lost()
+            return
+        self._buf += data
+        self._in_receive = True
+        try:
+            self._process()
+        except ProtocolError as error:
+            log.warning("kafka connection %s closed: %s", self.peer, error)
+            self._close()
+        except Exception:
+            log.exception("internal error on kafka connection %s", self.peer)
+            self._close()
+        finally:
+            self._in_receive = False
+
+    def data_to_send(self) -> bytes:
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return b"".join(out)
+
+    def connection_lost(self) -> None:
+        """The socket is gone: drop every parked request."""
+        self.closed = True
+        deferred, self._deferred = self._deferred, set()
+        for item in deferred:
+            item.cancel()
+        self._queue.clear()
+
+    def _close(self) -> None:
+        self.connection_lost()
+
+    # ------------------------------------------------------------ framing
+    def _process(self) -> None:
+        buf = self._buf
+        pos = 0
+        end = len(buf)
+        try:
+            while not self.closed and end - pos >= 4:
+                size = _size.unpack_from(buf, pos)[0]
+                if size < 8 or size > MAX_REQUEST_SIZE:
+                    raise ProtocolError(f"request size {size} outside 8..{MAX_REQUEST_SIZE}")
+                if end - pos - 4 < size:
+                    break
+                payload = bytes(buf[pos + 4 : pos + 4 + size])
+                pos += 4 + size
+                self._request(payload)
+        finally:
+            del buf[:pos]
+
+    def _request(self, payload: bytes) -> None:
+        api_key, api_version, correlation_id = peek_header(payload)
+        api = APIS.get(api_key)
+        if api is None:
+            raise ProtocolError(f"unknown API key {api_key}")
+        if not supported(api_key, api_version):
+            if api_key == 18:
+                # KIP-511: answer in the v0 layout, which every client can read
+                self._queue.append([correlation_id, self._unsupported_api_versions(correlation_id)])
+                self._flush()
+                return
+            raise ProtocolError(f"unsupported version {api_version} of {api.name}")
+        header, request = decode_request(api_key, api_version, payload)
+        slot: list[Any] = [correlation_id, None]
+        self._queue.append(slot)
+        ctx = RequestContext(self, api_key, api_version, correlation_id, getattr(header, "client_id", None), slot)
+        response = api.handler(ctx, request)
+        if response is NO_RESPONSE:
+            self._queue.remove(slot)
+        elif isinstance(response, Deferred):
+            return
+        else:
+            slot[1] = encode_response(response, correlation_id)
+        self._flush()
+
+    @staticmethod
+    def _unsupported_api_versions(correlation_id: int) -> bytes:
+        cls = response_class(18, 0)
+        response = build(
+            cls,
+            error_code=ErrorCode.unsupported_version,
+            api_keys=[dict(api_key=k, min_version=lo, max_version=hi) for k, lo, hi in advertised()],
+        )
+        return encode_response(response, correlation_id)
+
+    def _resolved(self, slot: list[Any], response: Any) -> None:
+        if self.closed:
+            return
+        self._deferred = {d for d in self._deferred if not d.done}
+        slot[1] = encode_response(response, slot[0])
+        was_empty = not self._out
+        self._flush()
+        if was_empty and self._out and not self._in_receive:
+            self.on_wake()
+
+    def _flush(self) -> None:
+        queue = self._queue
+        while queue and queue[0][1] is not None:
+            self._out.append(queue.popleft()[1])

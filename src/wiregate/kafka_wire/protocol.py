@@ -1,0 +1,216 @@
+"""Kafka framing and the kio codec glue.
+
+Requests are size-prefixed; the header is v1 (non-flexible request) or v2
+(flexible), and responses carry header v0 or v1 the same way, except
+ApiVersions responses, which always use header v0 (KIP-511).  kio provides
+one frozen dataclass per (API, version, request/response), generated from
+Kafka's own JSON schemas; :func:`build` fills a response for whatever
+version was negotiated from version-neutral keyword arguments, so a handler
+is written once for all its versions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import io
+import struct
+import types
+import typing
+import uuid
+from typing import Any
+
+from kio.index import load_payload_module
+from kio.schema.errors import ErrorCode
+from kio.serial import entity_reader, entity_writer
+from kio.static.constants import EntityType
+
+_size = struct.Struct(">i")
+_head = struct.Struct(">hhi")
+
+#: Kafka's socket.request.max.bytes default: 100 MiB
+MAX_REQUEST_SIZE = 104857600
+
+
+class ProtocolError(Exception):
+    """The peer broke the framing or sent an undecodable request: close the connection."""
+
+
+@functools.lru_cache(maxsize=None)
+def request_class(api_key: int, version: int) -> type:
+    module = load_payload_module(api_key, version, EntityType.request)
+    return _entity_in(module, "Request")
+
+
+@functools.lru_cache(maxsize=None)
+def response_class(api_key: int, version: int) -> type:
+    module = load_payload_module(api_key, version, EntityType.response)
+    return _entity_in(module, "Response")
+
+
+def _entity_in(module: types.ModuleType, suffix: str) -> type:
+    for name, value in vars(module).items():
+        if (
+            isinstance(value, type)
+            and dataclasses.is_dataclass(value)
+            and name.endswith(suffix)
+            and getattr(value, "__type__", None) in (EntityType.request, EntityType.response)
+        ):
+            return value
+    raise LookupError(f"no {suffix} entity in {module.__name__}")
+
+
+@functools.lru_cache(maxsize=None)
+def _reader(cls: type) -> Any:
+    return entity_reader(cls)
+
+
+@functools.lru_cache(maxsize=None)
+def _writer(cls: type) -> Any:
+    return entity_writer(cls)
+
+
+def decode_request(api_key: int, version: int, payload: bytes) -> tuple[Any, Any]:
+    """Decode header and body of one request payload (after the size prefix).
+
+    Returns:
+        (header, request) kio entities.
+
+    Raises:
+        ProtocolError: the bytes do not decode.
+    """
+    cls = request_class(api_key, version)
+    header_cls = cls.__header_schema__
+    try:
+        header, used = _reader(header_cls)(payload, 0)
+        request, _ = _reader(cls)(payload, used)
+    except Exception as error:  # kio raises several types for bad input
+        raise ProtocolError(f"cannot decode {cls.__name__} v{version}: {error}") from None
+    return header, request
+
+
+def encode_response(response: Any, correlation_id: int) -> bytes:
+    """One framed response: size, response header, body."""
+    cls = type(response)
+    buffer = io.BytesIO()
+    buffer.write(b"\x00\x00\x00\x00")
+    buffer.write(_size.pack(correlation_id))
+    if cls.__flexible__ and cls.__api_key__ != 18:
+        buffer.write(b"\x00")  # response header v1: empty tagged fields
+    _writer(cls)(buffer, response)
+    data = buffer.getbuffer()
+    _size.pack_into(data, 0, len(data) - 4)
+    return bytes(data)
+
+
+def peek_header(payload: bytes) -> tuple[int, int, int]:
+    """api_key, api_version and correlation_id: the first 8 bytes of every request."""
+    if len(payload) < 8:
+        raise ProtocolError("request shorter than its header")
+    return _head.unpack_from(payload, 0)
+
+
+# ------------------------------------------------------------------ build
+@functools.lru_cache(maxsize=None)
+def _fields(cls: type) -> tuple[tuple[str, Any, Any], ...]:
+    hints = typing.get_type_hints(cls)
+    result = []
+    for field in dataclasses.fields(cls):
+        if field.default is not dataclasses.MISSING:
+            default: Any = field.default
+        elif field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = field.default_factory()  # type: ignore[misc]
+        else:
+            default = _NO_DEFAULT
+        result.append((field.name, hints[field.name], default))
+    return tuple(result)
+
+
+_NO_DEFAULT = object()
+
+
+def _zero(kind: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(kind)
+        if type(None) in args:
+            return None
+        return _zero(args[0])
+    if origin is tuple:
+        return ()
+    if kind is bool:
+        return False
+    if isinstance(kind, type):
+        if issubclass(kind, ErrorCode):
+            return ErrorCode.none
+        if issubclass(kind, datetime.timedelta):
+            return datetime.timedelta(0)
+        if issubclass(kind, datetime.datetime):
+            return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc)
+        if issubclass(kind, int):
+            return 0
+        if issubclass(kind, float):
+            return 0.0
+        if issubclass(kind, str):
+            return ""
+        if issubclass(kind, bytes):
+            return b""
+        if kind is uuid.UUID:
+            return uuid.UUID(int=0)
+        if dataclasses.is_dataclass(kind):
+            return build(kind)
+    return None
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(kind) if a is not type(None)]
+        return _coerce(inner[0], value) if len(inner) == 1 else value
+    if origin is tuple:
+        element = typing.get_args(kind)[0]
+        return tuple(_coerce(element, item) for item in value)
+    if isinstance(kind, type):
+        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            return build(kind, **value)
+        if issubclass(kind, ErrorCode) and not isinstance(value, ErrorCode):
+            return ErrorCode(value)
+        if issubclass(kind, datetime.timedelta) and not isinstance(value, datetime.timedelta):
+            return datetime.timedelta(milliseconds=value)
+    return value
+
+
+def build(cls: type, **values: Any) -> Any:
+    """An instance of a kio entity of any version from version-neutral values.
+
+    Fields the version lacks are ignored; fields the caller did not give take
+    the schema default or a zero of their type (0, "", (), None when
+    nullable, ErrorCode.none).  Nested entities may be given as dicts and
+    durations as milliseconds.
+    """
+    kwargs = {}
+    for name, kind, default in _fields(cls):
+        if name in values:
+            kwargs[name] = _coerce(kind, values[name])
+        elif default is not _NO_DEFAULT:
+            kwargs[name] = default
+        else:
+            kwargs[name] = _zero(kind)
+    return cls(**kwargs)
+
+
+def field_class(cls: type, name: str) -> type:
+    """The entity class of a nested field (the element class for arrays)."""
+    for field_name, kind, _ in _fields(cls):
+        if field_name == name:
+            origin = typing.get_origin(kind)
+            if origin in (types.UnionType, typing.Union):
+                kind = [a for a in typing.get_args(kind) if a is not type(None)][0]
+                origin = typing.get_origin(kind)
+            if origin is tuple:
+                return typing.get_args(kind)[0]
+            return kind
+    raise KeyError(name)
