@@ -462,7 +462,7 @@ class EchoConnection:
     Kafka connections will be; ``b"boom"`` makes it fail like a bug would.
     """
 
-    def __init__(self, broker: object, *, peer: str, on_wake: object) -> None:
+    def __init__(self, broker: object, *, peer: str, on_wake: object, advertised: tuple[str, int]) -> None:
         self.closed = False
         self.lost = 0
         self._output = b""
