@@ -6,6 +6,7 @@ import base64
 import uuid
 from typing import Any
 
+from .groups import GroupCoordinator
 from .timers import Scheduler
 from .topics import Topics
 from .vhost import VHost
@@ -22,6 +23,8 @@ class Broker:
         self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         #: broker-level Kafka configs that differ from Kafka's defaults
         self.kafka_configs: dict[str, str] = {}
+        #: Kafka consumer groups and their committed offsets (reads group.* configs above)
+        self.groups = GroupCoordinator(self.scheduler, self.kafka_configs)
         #: Kafka topics (one namespace for the whole broker)
         self.topics = Topics()
         #: user name -> password; RabbitMQ's default user guest/guest
