@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from .groups import GroupCoordinator
+from .producers import ProducerIds
 from .timers import Scheduler
 from .topics import Topics
 from .vhost import VHost
@@ -27,6 +28,8 @@ class Broker:
         self.groups = GroupCoordinator(self.scheduler, self.kafka_configs)
         #: Kafka topics (one namespace for the whole broker)
         self.topics = Topics()
+        #: allocates idempotent producer ids (InitProducerId)
+        self.producer_ids = ProducerIds()
         #: user name -> password; RabbitMQ's default user guest/guest
         self.users: dict[str, str] = {"guest": "guest"}
         #: open client connections of every protocol (for listings)

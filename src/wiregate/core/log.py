@@ -53,6 +53,23 @@ class Log:
         self.bytes += size
         return base
 
+    def truncate_before(self, offset: int) -> None:
+        """Make ``offset`` the first readable offset, dropping batches wholly before it.
+
+        A batch that straddles ``offset`` stays: readers skip its earlier
+        records, as Kafka keeps a segment that holds the new start.
+        """
+        self.start_offset = max(self.start_offset, min(offset, self.next_offset))
+        drop = bisect.bisect_right(self._bases, self.start_offset) - 1
+        if drop >= 0 and self._batches[drop].next_offset <= self.start_offset:
+            drop += 1
+        if drop > 0:
+            for batch in self._batches[:drop]:
+                if isinstance(batch.payload, (bytes, bytearray)):
+                    self.bytes -= len(batch.payload)
+            del self._batches[:drop]
+            del self._bases[:drop]
+
     def batch_at(self, offset: int) -> Batch | None:
         """The batch holding ``offset``; None past the end."""
         if offset >= self.next_offset:

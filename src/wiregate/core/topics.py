@@ -66,6 +66,28 @@ class Partition:
         for waiter in list(self.waiters):
             waiter()
 
+    def append_batch(self, payload: bytes, count: int, *, timestamp: float) -> int:
+        """Append one Kafka record batch and wake the parked fetches.
+
+        Args:
+            payload: the batch's bytes, base offset already patched to
+                :attr:`high_watermark` (see ``kafka_wire.records``).
+            count: records in the batch.
+            timestamp: wall-clock seconds of the append.
+
+        Returns:
+            The batch's base offset.
+        """
+        base = self.log.append(payload, timestamp=timestamp, chunk=self.log.next_offset, count=count, size=len(payload))
+        self.notify()
+        return base
+
+    def delete_records(self, offset: int) -> int:
+        """Move the log start offset up to ``offset`` (Kafka's DeleteRecords); returns the new start."""
+        if offset > self.log.start_offset:
+            self.log.truncate_before(offset)
+        return self.log.start_offset
+
 
 class Topic:
     """A Kafka topic."""

@@ -1,0 +1,148 @@
+"""Produce (key 0), v3-v12.
+
+Behavior:
+- Each partition's records must be one record batch v2; only its 61-byte
+  header is read (``records.validate``), in Kafka 4.0's order of checks:
+  INVALID_RECORD (no batch, magic other than 2, more than one batch, base
+  offset not 0, offset range against record count, control batch, producer
+  id without sequence), UNSUPPORTED_COMPRESSION_TYPE (zstd before v7),
+  MESSAGE_TOO_LARGE (batch over the topic's ``max.message.bytes``),
+  CORRUPT_MESSAGE (bad CRC-32C or length).  Records are never decoded:
+  compressed batches are stored as sent, and per-record checks Kafka makes
+  while decoding (timestamp bounds, record framing) are not made.
+- The base offset and partition leader epoch are patched into the stored
+  bytes.  A topic with ``message.timestamp.type=LogAppendTime`` gets the
+  timestamp type bit and maxTimestamp rewritten, and a new CRC.
+  ``compression.type`` other than ``producer`` is not applied (Kafka would
+  recompress).
+- Idempotent batches (producer id >= 0) are checked against the
+  partition's producer state (``core.producers``): a retried batch answers
+  with its original base offset and is not appended again.
+- A missing topic is auto-created when ``auto.create.topics.enable`` is
+  true (as a Metadata request would create it); otherwise, or for a
+  partition the topic lacks, UNKNOWN_TOPIC_OR_PARTITION.  An illegal name
+  is INVALID_TOPIC_EXCEPTION.
+- acks 0, 1 and -1 all answer once the batch is in memory; other values get
+  INVALID_REQUIRED_ACKS.  With acks=0 nothing is sent; a failed partition
+  closes the connection instead, as Kafka does so the client notices.
+- Transactions are not supported: a transactional id, or a batch with the
+  transactional bit, gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED (what
+  Kafka answers a client not allowed to use transactions).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from wiregate.core import producers
+from wiregate.core.producers import BatchMetadata, InvalidProducerEpoch, OutOfOrderSequence
+
+from .. import connection, records
+from ..protocol import ProtocolError
+from ..registry import handles
+from .metadata import auto_create, topic_name_error
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+_PRODUCER_ERRORS = {
+    InvalidProducerEpoch: ErrorCode.invalid_producer_epoch,
+    OutOfOrderSequence: ErrorCode.out_of_order_sequence_number,
+}
+
+
+def append_time(ms: int) -> datetime.datetime | None:
+    """A Kafka millisecond timestamp as kio's datetime; None (-1 on the wire) when negative."""
+    if ms < 0:
+        return None
+    return _EPOCH + datetime.timedelta(milliseconds=ms)
+
+
+def _failed(index: int, error: ErrorCode, message: str | None = None) -> dict[str, Any]:
+    return dict(index=index, error_code=error, base_offset=-1, log_append_time=None, log_start_offset=-1, error_message=message)
+
+
+def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None) -> dict[str, Any]:
+    """Validate and append one partition's batch; returns its response entry."""
+    if index < 0 or index >= len(topic.partitions):
+        return _failed(index, ErrorCode.unknown_topic_or_partition)
+    partition = topic.partitions[index]
+    try:
+        header = records.validate(
+            data or b"",
+            max_message_bytes=int(topic.config("max.message.bytes")),
+            api_version=ctx.api_version,
+        )
+    except records.InvalidBatch as error:
+        return _failed(index, error.error_code, str(error))
+    if header.is_transactional:
+        return _failed(index, ErrorCode.transactional_id_authorization_failed)
+    assert data is not None
+    if header.has_producer_id:
+        try:
+            duplicate = producers.check(
+                partition.producers, header.producer_id, header.producer_epoch, header.base_sequence, header.last_sequence
+            )
+        except (InvalidProducerEpoch, OutOfOrderSequence) as error:
+            return _failed(index, _PRODUCER_ERRORS[type(error)], error.text)
+        if duplicate is not None:
+            return dict(
+                index=index,
+                base_offset=duplicate.first_offset,
+                log_append_time=append_time(duplicate.timestamp),
+                log_start_offset=partition.log_start_offset,
+            )
+    batch = bytearray(memoryview(data)[: header.size])
+    base = partition.high_watermark
+    records.assign(batch, base, partition.leader_epoch)
+    wall = ctx.broker.scheduler.wall()
+    log_append_time = -1
+    max_timestamp = header.max_timestamp
+    if topic.config("message.timestamp.type") == "LogAppendTime":
+        log_append_time = max_timestamp = int(wall * 1000)
+        records.set_log_append_time(batch, log_append_time)
+    partition.append_batch(bytes(batch), header.record_count, timestamp=wall)
+    if header.has_producer_id:
+        last = base + header.last_offset_delta
+        metadata = BatchMetadata(header.base_sequence, header.last_sequence, base, last, max_timestamp)
+        producers.record(partition.producers, header.producer_id, header.producer_epoch, metadata)
+    return dict(
+        index=index,
+        base_offset=base,
+        log_append_time=append_time(log_append_time),
+        log_start_offset=partition.log_start_offset,
+    )
+
+
+@handles(0, "Produce", 3, 12)
+def produce(ctx: Any, request: Any) -> Any:
+    broker = ctx.broker
+    acks = request.acks
+    responses = []
+    for topic_data in request.topic_data:
+        name = topic_data.name
+        results: list[dict[str, Any]]
+        topic = broker.topics.get(name)
+        if acks not in (-1, 0, 1):
+            results = [_failed(p.index, ErrorCode.invalid_required_acks) for p in topic_data.partition_data]
+        elif request.transactional_id is not None:
+            results = [_failed(p.index, ErrorCode.transactional_id_authorization_failed) for p in topic_data.partition_data]
+        else:
+            if topic is None and topic_name_error(name) is None:
+                topic = auto_create(broker, name)
+            if topic is None:
+                error = topic_name_error(name) or ErrorCode.unknown_topic_or_partition
+                results = [_failed(p.index, error) for p in topic_data.partition_data]
+            else:
+                results = [produce_partition(ctx, topic, p.index, p.records) for p in topic_data.partition_data]
+        responses.append(dict(name=name, partition_responses=results))
+    if acks == 0:
+        failed = [r for t in responses for r in t["partition_responses"] if r.get("error_code", ErrorCode.none) != ErrorCode.none]
+        if failed:
+            # Kafka closes the connection so that an acks=0 client, which reads
+            # no response, notices the failure and refreshes its metadata.
+            raise ProtocolError(f"acks=0 produce failed with {failed[0]['error_code'].name}")
+        return connection.NO_RESPONSE
+    return ctx.respond(responses=responses)
