@@ -8,6 +8,7 @@ from typing import Any
 
 from .groups import GroupCoordinator
 from .producers import ProducerIds
+from .acls import Acls
 from .timers import Scheduler
 from .topics import Topics
 from .vhost import VHost
@@ -24,6 +25,13 @@ class Broker:
         self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         #: broker-level Kafka configs that differ from Kafka's defaults
         self.kafka_configs: dict[str, str] = {}
+        #: Kafka configs set at run time for this broker (resource "1") and as cluster defaults (resource "")
+        self.kafka_dynamic_broker_configs: dict[str, str] = {}
+        self.kafka_dynamic_default_configs: dict[str, str] = {}
+        #: Kafka ACL bindings (CreateAcls/DescribeAcls/DeleteAcls)
+        self.kafka_acls = Acls()
+        #: Kafka client quotas: entity ((type, name or None), ...) -> {quota key: value}
+        self.kafka_client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
         #: Kafka consumer groups and their committed offsets (reads group.* configs above)
         self.groups = GroupCoordinator(self.scheduler, self.kafka_configs)
         #: Kafka topics (one namespace for the whole broker)

@@ -23,20 +23,50 @@ from kio.schema.errors import ErrorCode
 from ..registry import handles
 
 BROKER_ID = 1
+#: "not requested" in the authorized-operations fields
+OPERATIONS_NOT_REQUESTED = -2147483648
+#: every operation Kafka defines on a topic / on the cluster
+#: (AclEntry.supportedOperations), as the bit field Kafka returns: wiregate
+#: authorizes everything, like a super user
+TOPIC_AUTHORIZED_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+CLUSTER_AUTHORIZED_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_NAME_LENGTH = 249
+#: Topic.isInternal: the topics Kafka's coordinators keep
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
 
 
 def topic_name_error(name: str) -> ErrorCode | None:
     """Kafka's Topic.validate: INVALID_TOPIC_EXCEPTION for an illegal name."""
-    if not name or name in (".", "..") or len(name) > MAX_NAME_LENGTH or not _LEGAL.match(name):
+    if topic_name_problem(name) is not None:
         return ErrorCode.invalid_topic_exception
     return None
 
 
+def topic_name_problem(name: str | None) -> str | None:
+    """Kafka's Topic.validate: the InvalidTopicException text for an illegal name, else None."""
+    if not name:
+        return "Topic name is illegal, it can't be empty"
+    if name in (".", ".."):
+        return 'Topic name cannot be "." or ".."'
+    if len(name) > MAX_NAME_LENGTH:
+        return f"Topic name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, topic name: {name}"
+    if not _LEGAL.match(name):
+        return f"Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+    return None
+
+
 def broker_config(broker: Any, name: str, default: str) -> str:
-    configs = getattr(broker, "kafka_configs", {})
-    return configs.get(name, default)
+    """A broker config's effective value: set at run time (AlterConfigs), else
+    at start (``broker.kafka_configs``), else ``default``."""
+    for layer in (
+        getattr(broker, "kafka_dynamic_broker_configs", {}),
+        getattr(broker, "kafka_dynamic_default_configs", {}),
+        getattr(broker, "kafka_configs", {}),
+    ):
+        if name in layer:
+            return layer[name]
+    return default
 
 
 def auto_create(broker: Any, name: str) -> Any:
@@ -49,12 +79,12 @@ def auto_create(broker: Any, name: str) -> Any:
     return broker.topics.create(name, partitions)
 
 
-def describe_topic(topic: Any) -> dict[str, Any]:
+def describe_topic(topic: Any, authorized_operations: int = OPERATIONS_NOT_REQUESTED) -> dict[str, Any]:
     return dict(
         error_code=ErrorCode.none,
         name=topic.name,
         topic_id=topic.id,
-        is_internal=False,
+        is_internal=topic.name in INTERNAL_TOPICS,
         partitions=[
             dict(
                 error_code=ErrorCode.none,
@@ -67,7 +97,7 @@ def describe_topic(topic: Any) -> dict[str, Any]:
             )
             for p in topic.partitions
         ],
-        topic_authorized_operations=-2147483648,
+        topic_authorized_operations=authorized_operations,
     )
 
 
@@ -78,9 +108,10 @@ def metadata(ctx: Any, request: Any) -> Any:
     host, port = ctx.connection.advertised
     requested = request.topics
     version = ctx.api_version
+    topic_operations = TOPIC_AUTHORIZED_OPERATIONS if getattr(request, "include_topic_authorized_operations", False) else OPERATIONS_NOT_REQUESTED
     if requested is None or (version == 0 and not requested):
         # null (v1+), or an empty list in v0, means every topic
-        found = [describe_topic(t) for t in topics.by_name.values()]
+        found = [describe_topic(t, topic_operations) for t in topics.by_name.values()]
     else:
         allow = getattr(request, "allow_auto_topic_creation", True)
         found = []
@@ -92,7 +123,7 @@ def metadata(ctx: Any, request: Any) -> Any:
                 if topic is None:
                     found.append(dict(error_code=ErrorCode.unknown_topic_id, name=None, topic_id=topic_id, partitions=[]))
                 else:
-                    found.append(describe_topic(topic))
+                    found.append(describe_topic(topic, topic_operations))
                 continue
             topic = topics.get(name)
             if topic is None:
@@ -107,11 +138,11 @@ def metadata(ctx: Any, request: Any) -> Any:
                     continue
                 # Kafka answers LEADER_NOT_AVAILABLE while a new topic's
                 # leaders are elected; on one broker that is instantaneous
-            found.append(describe_topic(topic))
+            found.append(describe_topic(topic, topic_operations))
     return ctx.respond(
         brokers=[dict(node_id=BROKER_ID, host=host, port=port, rack=None)],
         cluster_id=broker.cluster_id,
         controller_id=BROKER_ID,
         topics=found,
-        cluster_authorized_operations=-2147483648,
+        cluster_authorized_operations=CLUSTER_AUTHORIZED_OPERATIONS if getattr(request, "include_cluster_authorized_operations", False) else OPERATIONS_NOT_REQUESTED,
     )
