@@ -6,9 +6,9 @@ import base64
 import uuid
 from typing import Any
 
+from .acls import Acls
 from .groups import GroupCoordinator
 from .producers import ProducerIds
-from .acls import Acls
 from .timers import Scheduler
 from .topics import Topics
 from .vhost import VHost
