@@ -61,13 +61,13 @@ def delete_topics(ctx: Any, request: Any) -> Any:
     for topic_id in dict.fromkeys(i for i in ids if i not in duplicate_ids):
         topic = topics.by_id.get(topic_id)
         if topic is None:
-            answer(None, topic_id, ErrorCode.unknown_topic_id)
+            answer(None, topic_id, ErrorCode.unknown_topic_id, "This server does not host this topic ID.")
         else:
             to_delete[topic_id] = topic
     for name in dict.fromkeys(n for n in names if n not in duplicate_names):
         topic = topics.get(name)
         if topic is None:
-            answer(name, ZERO, ErrorCode.unknown_topic_or_partition)
+            answer(name, ZERO, ErrorCode.unknown_topic_or_partition, "This server does not host this topic-partition.")
         elif topic.id in to_delete or topic.id in duplicate_ids:
             to_delete.pop(topic.id, None)
             answer(name, topic.id, ErrorCode.invalid_request, "The provided topic name maps to an ID that was already supplied.")
