@@ -549,3 +549,15 @@ def test_wire_init_producer_id(wire: Wire) -> None:
     assert second.producer_id == first.producer_id + 1
     [refused] = wire.call(22, 5, transactional_id="tx", transaction_timeout=60000, producer_id=-1, producer_epoch=-1)
     assert refused.error_code == ErrorCode.transactional_id_authorization_failed
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_wire_list_offsets_decodes_compressed_batches(wire: Wire, codec: int) -> None:
+    batch = _batch([b"v" * 200] * 5, codec=codec, base_timestamp=1_000, timestamp_step=100)
+    assert batch[22] & 0x07 == codec
+    wire.produce("t", _batch())
+    wire.produce("t", batch)
+    for stamp, expected in {1_150: (5, 1_200), 1_400: (7, 1_400), -3: (7, 1_400)}.items():
+        [response] = wire.call(2, 10, replica_id=-1, isolation_level=0, timeout=1000, topics=[dict(name="t", partitions=[dict(partition_index=0, timestamp=stamp)])])
+        data = response.topics[0].partitions[0]
+        assert (data.offset, data.timestamp) == expected, stamp
