@@ -14,7 +14,9 @@ Behavior:
   ones too: gzip from the standard library, snappy/lz4/zstd through
   ``cramjam``; without cramjam such a batch answers its base offset).
   None found: offset and timestamp -1.
-- leader_epoch is the partition's epoch (0) once it holds data, else -1.
+- leader_epoch is the partition's epoch (0): Kafka records the leader's
+  epoch from offset 0 when it becomes leader, and stamps every batch
+  with it; -1 when no offset is found.
 - UNKNOWN_TOPIC_OR_PARTITION for a missing topic or partition;
   FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for a stale / future
   ``current_leader_epoch``.
@@ -33,10 +35,6 @@ LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
-
-
-def _epoch(partition: Any) -> int:
-    return partition.leader_epoch if partition.log.next_offset > 0 else -1
 
 
 def _first_record_at_or_after(batch: bytes, target: int, start: int) -> tuple[int, int] | None:
@@ -93,7 +91,7 @@ def _partition(topic: Any, index: int, request_partition: Any) -> dict[str, Any]
         error_code=ErrorCode.none,
         timestamp=timestamp,
         offset=offset,
-        leader_epoch=_epoch(partition) if offset >= 0 else -1,
+        leader_epoch=partition.leader_epoch if offset >= 0 else -1,
     )
 
 

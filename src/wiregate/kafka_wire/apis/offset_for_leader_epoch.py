@@ -2,11 +2,10 @@
 
 Behavior:
 - Every partition has had one leader, with epoch 0, since it was created:
-  asking for epoch 0 (or an older, unknown one) answers epoch 0 and the
-  high watermark as its end offset, which is what librdkafka and the Java
+  asking for epoch 0 answers epoch 0 and the high watermark as its end offset, which is what librdkafka and the Java
   client check their position against after a reset or a leader change.
-- A requested epoch newer than the partition's answers epoch -1 and end
-  offset -1 (Kafka's UNDEFINED_EPOCH_OFFSET).
+- A requested epoch newer than the partition's, or -1, answers epoch -1
+  and end offset -1 (Kafka's UNDEFINED_EPOCH_OFFSET).
 - FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for a stale / future
   ``current_leader_epoch``; UNKNOWN_TOPIC_OR_PARTITION for a missing topic
   or partition.
@@ -30,7 +29,7 @@ def _end_offset(topic: Any, request_partition: Any) -> dict[str, Any]:
     if 0 <= current != partition.leader_epoch:
         code = ErrorCode.fenced_leader_epoch if current < partition.leader_epoch else ErrorCode.unknown_leader_epoch
         return dict(partition=index, error_code=code, leader_epoch=-1, end_offset=-1)
-    if request_partition.leader_epoch > partition.leader_epoch:
+    if not 0 <= request_partition.leader_epoch <= partition.leader_epoch:
         return dict(partition=index, error_code=ErrorCode.none, leader_epoch=-1, end_offset=-1)
     return dict(partition=index, error_code=ErrorCode.none, leader_epoch=partition.leader_epoch, end_offset=partition.high_watermark)
 
