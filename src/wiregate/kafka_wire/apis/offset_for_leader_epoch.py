@@ -2,8 +2,9 @@
 
 Behavior:
 - Every partition has had one leader, with epoch 0, since it was created:
-  asking for epoch 0 answers epoch 0 and the high watermark as its end offset, which is what librdkafka and the Java
-  client check their position against after a reset or a leader change.
+  asking for epoch 0 answers epoch 0 and the high watermark as its end
+  offset, which is what librdkafka and the Java client check their
+  position against after a reset or a leader change.
 - A requested epoch newer than the partition's, or -1, answers epoch -1
   and end offset -1 (Kafka's UNDEFINED_EPOCH_OFFSET).
 - FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for a stale / future
