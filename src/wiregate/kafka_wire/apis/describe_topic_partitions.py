@@ -2,7 +2,7 @@
 
 Behavior (Kafka 4.0's DescribeTopicPartitionsRequestHandler):
 - Topics named in the request (all topics when the list is empty), sorted
-  by name, each with its partitions (leader 1, replicas and ISR [1], empty
+  by name, each with its partitions (leader 1, replicas and ISR [1], null
   ELR lists) and every topic operation as authorized.
 - Unknown topics: UNKNOWN_TOPIC_OR_PARTITION with a zero topic id.
 - ``response_partition_limit`` caps the partitions answered; when it cuts
@@ -60,8 +60,9 @@ def describe_topic_partitions(ctx: Any, request: Any) -> Any:
                 leader_epoch=p.leader_epoch,
                 replica_nodes=[BROKER_ID],
                 isr_nodes=[BROKER_ID],
-                eligible_leader_replicas=[],
-                last_known_elr=[],
+                # ELR is off by default in Kafka 4.0 (KIP-966): the fields stay null
+                eligible_leader_replicas=None,
+                last_known_elr=None,
                 offline_replicas=[],
             )
             for p in topic.partitions[start:end]
