@@ -364,3 +364,47 @@ def test_large_message_every_consumer(bootstrap: str, unique: str, producer: str
     started_ms = int(time.time() * 1000)
     offsets = PRODUCERS[producer](bootstrap, unique, sent, "none")
     check_everyone_agrees(bootstrap, unique, sent, offsets, started_ms)
+
+
+def test_log_append_time_seen_alike_by_every_consumer(wiregate_server: Any, bootstrap: str, unique: str) -> None:
+    """A LogAppendTime topic: the broker's clock replaces the producer's, for every reader."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(unique, 1, 1, topic_configs={"message.timestamp.type": "LogAppendTime"})])
+    finally:
+        admin.close()
+    sent = [Sent(b"k%d" % i, b"v%d" % i, (("h", b"x"),), 1_000 + i) for i in range(4)]
+    before = int(time.time() * 1000)
+    produce_kafka_python(bootstrap, unique, sent[:2], "none")
+    produce_confluent(bootstrap, unique, sent[2:], "zstd")
+    after = int(time.time() * 1000) + 1
+    seen = {name: consume(bootstrap, unique, len(sent)) for name, consume in CONSUMERS.items() if KCAT or name != "kcat"}
+    reference = seen["kafka-python"]
+    assert [(r.offset, r.key, r.value, r.headers) for r in reference] == [
+        (i, s.key, s.value, s.headers) for i, s in enumerate(sent)
+    ]
+    for name, records in seen.items():
+        assert records == reference, name
+        for r in records:
+            assert r.timestamp_type == "log_append", name
+            assert before - 1 <= r.timestamp <= after, name
+
+
+@pytest.mark.parametrize("producer", ["kafka-python", "aiokafka", "confluent"])
+def test_binary_null_and_empty_fields(bootstrap: str, unique: str, producer: str) -> None:
+    """Tombstones, empty keys, every byte value, and empty header values (kcat's JSON cannot carry bytes)."""
+    create_topic(bootstrap, unique)
+    every_byte = bytes(range(256))
+    sent = [
+        Sent(b"tombstone", None, (), 1_700_000_000_000),  # type: ignore[arg-type]
+        Sent(b"", every_byte, (("empty", b""), ("bin", every_byte)), 1_700_000_000_001),
+        Sent(every_byte, b"", (("\u00e9\u2713", b"\x00"),), 1_700_000_000_002),
+        Sent(None, b"no key", (), 1_700_000_000_003),
+    ]
+    offsets = PRODUCERS[producer](bootstrap, unique, sent, "lz4")
+    assert offsets == [0, 1, 2, 3]
+    seen = {name: CONSUMERS[name](bootstrap, unique, len(sent)) for name in ["kafka-python", "aiokafka", "confluent"]}
+    for name, records in seen.items():
+        assert [(r.key, r.value, r.headers, r.timestamp) for r in records] == [
+            (s.key, s.value, s.headers, s.timestamp) for s in sent
+        ], name

@@ -711,3 +711,232 @@ def test_list_and_describe_groups_with_every_admin(bootstrap: str, name: str) ->
         asyncio.run(aio())
     finally:
         consumer.close()
+
+
+# ------------------------------------------------------------------ one group, three libraries
+def test_one_group_shared_by_three_client_libraries(bootstrap: str, name: str) -> None:
+    """kafka-python, confluent-kafka and aiokafka members agree on a protocol both ways round.
+
+    kafka-python offers range/roundrobin, librdkafka range/roundrobin, aiokafka
+    roundrobin only: the coordinator must pick the one every member supports
+    (Kafka's GroupMetadata.selectProtocol) and the leader, whoever it is, must
+    hand each member a disjoint share.
+    """
+    create_topic(bootstrap, name, 6)
+    produce_values(bootstrap, name, 60, partitions=6)
+    group = name + "-g"
+    stop = threading.Event()
+    assignments: dict[str, set[int]] = {}
+    errors: list[BaseException] = []
+    counts: dict[str, int] = {"kafka-python": 0, "confluent": 0, "aiokafka": 0}
+
+    def kafka_python() -> None:
+        consumer = kp_group_consumer(bootstrap, group, name)
+        try:
+            while not stop.is_set():
+                for batch in consumer.poll(timeout_ms=50).values():
+                    counts["kafka-python"] += len(batch)
+                assignments["kafka-python"] = {tp.partition for tp in consumer.assignment()}
+        finally:
+            consumer.close()
+
+    def confluent() -> None:
+        consumer = confluent_kafka.Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False, **FAST_CK}
+        )
+        consumer.subscribe([name])
+        try:
+            while not stop.is_set():
+                msg = consumer.poll(0.05)
+                if msg is not None and not msg.error():
+                    counts["confluent"] += 1
+                assignments["confluent"] = {tp.partition for tp in consumer.assignment()}
+        finally:
+            consumer.close()
+
+    def aiokafka() -> None:
+        async def run() -> None:
+            consumer = AIOKafkaConsumer(
+                name, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False, **FAST_AIO
+            )
+            await consumer.start()
+            try:
+                while not stop.is_set():
+                    for batch in (await consumer.getmany(timeout_ms=50)).values():
+                        counts["aiokafka"] += len(batch)
+                    assignments["aiokafka"] = {tp.partition for tp in consumer.assignment()}
+            finally:
+                await consumer.stop()
+
+        asyncio.run(run())
+
+    def guarded(target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=guarded(t), daemon=True) for t in (kafka_python, confluent, aiokafka)]
+    for t in threads:
+        t.start()
+    try:
+
+        def split() -> bool:
+            shares = [assignments.get(c, set()) for c in counts]
+            return all(len(s) == 2 for s in shares) and set().union(*shares) == set(range(6))
+
+        wait_until(lambda: split() or bool(errors), lambda: time.sleep(0.05))
+        assert not errors, errors
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert not errors, errors
+
+
+# ------------------------------------------------------------------ cooperative rebalancing
+def test_confluent_cooperative_sticky_split_and_leave(bootstrap: str, name: str) -> None:
+    """Incremental (KIP-429) rebalances ride on the classic protocol: JoinGroup/SyncGroup twice."""
+    create_topic(bootstrap, name, 4)
+    group = name + "-g"
+
+    def make() -> Any:
+        consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "partition.assignment.strategy": "cooperative-sticky",
+                "auto.offset.reset": "earliest",
+                **FAST_CK,
+            }
+        )
+        consumer.subscribe([name])
+        return consumer
+
+    a = make()
+    try:
+        wait_until(lambda: len(a.assignment()) == 4, lambda: a.poll(0.05))
+        b = make()
+        pa: set[int] = set()
+        pb: set[int] = set()
+
+        def split() -> bool:
+            pa.clear()
+            pa.update(p.partition for p in a.assignment())
+            pb.clear()
+            pb.update(p.partition for p in b.assignment())
+            return len(pa) == 2 and len(pb) == 2 and not (pa & pb)
+
+        wait_until(split, lambda: (a.poll(0.05), b.poll(0.05)))
+        b.close()
+        wait_until(lambda: len(a.assignment()) == 4, lambda: a.poll(0.05))
+    finally:
+        a.close()
+
+
+# ------------------------------------------------------------------ committed offsets and their metadata, across clients
+def test_commit_metadata_is_read_back_by_other_clients(bootstrap: str, name: str) -> None:
+    from kafka.structs import OffsetAndMetadata
+
+    create_topic(bootstrap, name, 2)
+    produce_values(bootstrap, name, 10, partitions=2)
+    group = name + "-g"
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer.assign([TopicPartition(name, 0), TopicPartition(name, 1)])
+    consumer.commit({TopicPartition(name, 0): OffsetAndMetadata(3, "checkpoint-é", -1), TopicPartition(name, 1): OffsetAndMetadata(4, "", -1)})
+    consumer.close()
+
+    ck = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    committed = ck.committed([confluent_kafka.TopicPartition(name, 0), confluent_kafka.TopicPartition(name, 1)], timeout=10)
+    ck.close()
+    assert [(tp.offset, tp.metadata) for tp in committed] == [(3, "checkpoint-é"), (4, None)]
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    [listed] = confluent_wait(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])).values()
+    assert sorted((tp.partition, tp.offset) for tp in listed.topic_partitions) == [(0, 3), (1, 4)]
+    altered = ConsumerGroupTopicPartitions(group, [confluent_kafka.TopicPartition(name, 0, 7)])
+    confluent_wait(admin.alter_consumer_group_offsets([altered]))
+
+    async def aio() -> dict[Any, Any]:
+        client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await client.start()
+        try:
+            return await client.list_consumer_group_offsets(group)
+        finally:
+            await client.close()
+
+    offsets = asyncio.run(aio())
+    assert {tp.partition: (o.offset, o.metadata) for tp, o in offsets.items()} == {0: (7, ""), 1: (4, "")}
+
+    confluent_wait(admin.delete_consumer_groups([group]))
+    kp_admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        assert group not in {g["group_id"] for g in kp_admin.list_groups()}
+    finally:
+        kp_admin.close()
+
+
+# ------------------------------------------------------------------ ListOffsets specs and DeleteRecords through every client
+def test_list_offsets_specs_and_delete_records_everywhere(bootstrap: str, name: str) -> None:
+    from confluent_kafka.admin import OffsetSpec
+
+    create_topic(bootstrap, name)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    stamps = [BASE_TS + 5000, BASE_TS + 1000, BASE_TS + 9000, BASE_TS + 2000, BASE_TS + 3000, BASE_TS + 4000]
+    for i, ts in enumerate(stamps):
+        producer.send(name, b"%d" % i, partition=0, timestamp_ms=ts)
+    producer.flush(timeout=10)
+    producer.close()
+    tp = confluent_kafka.TopicPartition(name, 0)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def offset_for(spec: Any) -> tuple[int, int]:
+        [info] = confluent_wait(admin.list_offsets({tp: spec})).values()
+        return info.offset, info.timestamp
+
+    assert offset_for(OffsetSpec.earliest())[0] == 0
+    assert offset_for(OffsetSpec.latest())[0] == 6
+    assert offset_for(OffsetSpec.max_timestamp()) == (2, BASE_TS + 9000)
+    assert offset_for(OffsetSpec.for_timestamp(BASE_TS + 6000)) == (2, BASE_TS + 9000)
+
+    [deleted] = confluent_wait(admin.delete_records([confluent_kafka.TopicPartition(name, 0, 4)])).values()
+    assert deleted.low_watermark == 4
+    assert offset_for(OffsetSpec.earliest())[0] == 4
+
+    ck = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False})
+    assert ck.get_watermark_offsets(tp, timeout=10) == (4, 6)
+    ck.assign([confluent_kafka.TopicPartition(name, 0, confluent_kafka.OFFSET_BEGINNING)])
+    assert poll_one_confluent(ck).offset() == 4
+    ck.close()
+
+    kp = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    kp.assign([TopicPartition(name, 0)])
+    assert kp.beginning_offsets([TopicPartition(name, 0)]) == {TopicPartition(name, 0): 4}
+    records: list[Any] = []
+    wait_until(lambda: len(records) >= 2, lambda: [records.extend(b) for b in kp.poll(timeout_ms=100).values()])
+    kp.close()
+    assert [r.offset for r in records] == [4, 5]
+
+    async def aio() -> list[int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            atp = AioTopicPartition(name, 0)
+            consumer.assign([atp])
+            assert await consumer.beginning_offsets([atp]) == {atp: 4}
+            return [(await consumer.getone()).offset, (await consumer.getone()).offset]
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(aio()) == [4, 5]
+    if KCAT:
+        out = subprocess.run(
+            [KCAT, "-C", "-b", bootstrap, "-t", name, "-p", "0", "-o", "beginning", "-e", "-f", "%o\n"],
+            check=True, capture_output=True, timeout=20,
+        )
+        assert out.stdout.split() == [b"4", b"5"]
