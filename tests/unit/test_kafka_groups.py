@@ -829,3 +829,35 @@ def test_session_timeout_resolves_nothing_for_closed_connection() -> None:
     broker.scheduler.run_due()
     group = broker.groups.get("wg")
     assert group is not None and group.state is GroupState.EMPTY
+
+
+def test_parked_sync_of_a_removed_member_is_answered() -> None:
+    h = Harness()
+    a, b = h.new_member(), h.new_member()
+    ra, rb = h.join(member=a), h.join(member=b)
+    h.advance(0)
+    leader = ra[0].leader
+    follower = b if leader == a else a
+    parked = h.sync(follower, 1)
+    h.coordinator.leave("g", [(follower, None)])
+    # Kafka leaves it unanswered until the client times out; an answer keeps the connection going
+    assert parked == [SyncResult(error=E.UNKNOWN_MEMBER_ID)]
+
+
+def test_offset_delete_on_the_wire() -> None:
+    broker, _ = wire_broker()
+    broker.topics.create("t", 1)
+    conn = KafkaConnection(broker, peer="127.0.0.1:1")
+    conn.receive_data(request_bytes(8, 9, 1, group_id="simple", generation_id_or_member_epoch=-1, member_id="", topics=[
+        dict(name="t", partitions=[dict(partition_index=0, committed_offset=7, committed_metadata=None)])]))
+    conn.receive_data(request_bytes(47, 0, 2, group_id="simple", topics=[
+        dict(name="t", partitions=[dict(partition_index=0), dict(partition_index=3)]),
+        dict(name="gone", partitions=[dict(partition_index=0)])]))
+    conn.receive_data(request_bytes(47, 0, 3, group_id="nope", topics=[dict(name="t", partitions=[dict(partition_index=0)])]))
+    (_, _), (_, deleted), (_, missing) = read_responses(conn, [(8, 9), (47, 0), (47, 0)])
+    assert deleted.error_code == ErrorCode.none
+    assert [(t.name, [(p.partition_index, p.error_code) for p in t.partitions]) for t in deleted.topics] == [
+        ("t", [(0, ErrorCode.none), (3, ErrorCode.unknown_topic_or_partition)]),
+        ("gone", [(0, ErrorCode.unknown_topic_or_partition)])]
+    assert broker.groups.committed("simple") == {}
+    assert (missing.error_code, missing.topics) == (ErrorCode.group_id_not_found, ())

@@ -24,7 +24,8 @@ from .join_group import error_code
 @handles(47, "OffsetDelete", 0, 0)
 def offset_delete(ctx: Any, request: Any) -> Any:
     topics = ctx.broker.topics
-    answers: dict[str, dict[int, ErrorCode]] = {}
+    #: topic -> partition -> answer, in request order (None: the coordinator's to give)
+    answers: dict[str, dict[int, ErrorCode | None]] = {}
     valid: list[tuple[str, list[int]]] = []
     for topic in request.topics:
         known = topics.get(topic.name)
@@ -34,6 +35,7 @@ def offset_delete(ctx: Any, request: Any) -> Any:
             if known is None or not 0 <= p.partition_index < len(known.partitions):
                 row[p.partition_index] = ErrorCode.unknown_topic_or_partition
             else:
+                row[p.partition_index] = None
                 partitions.append(p.partition_index)
         if partitions:
             valid.append((topic.name, partitions))
