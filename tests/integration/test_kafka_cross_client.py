@@ -314,27 +314,15 @@ def check_everyone_agrees(bootstrap: str, topic: str, sent: list[Sent], offsets:
         assert records == reference, name
 
 
-# Kafka 4.0 dropped Produce v0-v2 (KIP-896) yet still advertises them in
-# ApiVersions (KAFKA-18659, apache/kafka#18727), because librdkafka < 2.11.1
-# sends gzip, snappy and lz4 uncompressed unless the broker's Produce range
-# includes v0 (confluentinc/librdkafka#4956).  kcat here links librdkafka
-# 2.0.2; confluent-kafka bundles a fixed one.
-OLD_LIBRDKAFKA_CODEC_BUG = pytest.mark.xfail(
-    reason="BUG: ApiVersions advertises Produce v3-12; Kafka 4.0 advertises v0-12 (KAFKA-18659), "
-    "so kcat (librdkafka 2.0.2) sends gzip/snappy/lz4 batches uncompressed",
-    strict=True,
-)
-
-
 def produce_params() -> list[Any]:
     params = []
     for producer in CLIENTS:
         for codec in CODECS:
             marks = []
             if producer == "kcat":
+                # kcat here links librdkafka 2.0.2, which compresses only when
+                # the broker advertises Produce v0 (KAFKA-18659): it does
                 marks.append(needs_kcat)
-                if codec in ("gzip", "snappy", "lz4"):
-                    marks.append(OLD_LIBRDKAFKA_CODEC_BUG)
             params.append(pytest.param(producer, codec, marks=marks, id=f"{producer}-{codec}"))
     return params
 

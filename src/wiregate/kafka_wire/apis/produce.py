@@ -116,7 +116,7 @@ def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None) -> d
     )
 
 
-@handles(0, "Produce", 3, 12)
+@handles(0, "Produce", 3, 12, advertised_min=0)
 def produce(ctx: Any, request: Any) -> Any:
     broker = ctx.broker
     acks = request.acks
