@@ -20,11 +20,20 @@ class Broker:
     def __init__(self, scheduler: Scheduler | None = None) -> None:
         #: the clock and deadlines of every time-based feature (TTL, x-expires)
         self.scheduler = scheduler if scheduler is not None else Scheduler()
-        self.vhosts: dict[str, VHost] = {"/": VHost("/", self.scheduler)}
         #: identifies the cluster to Kafka clients (Metadata, DescribeCluster)
         self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        #: broker-level Kafka configs that differ from Kafka's defaults
+        #: broker-level Kafka configs that differ from Kafka's defaults (static: survive reset())
         self.kafka_configs: dict[str, str] = {}
+        self._fresh_entities()
+        #: user name -> password; RabbitMQ's default user guest/guest
+        self.users: dict[str, str] = {"guest": "guest"}
+        #: open client connections of every protocol (for listings)
+        self.connections: set[Any] = set()
+        #: why publishers are blocked (memory alarm, or set by a test); None when not
+        self.blocked_reason: str | None = None
+
+    def _fresh_entities(self) -> None:
+        self.vhosts: dict[str, VHost] = {"/": VHost("/", self.scheduler)}
         #: Kafka configs set at run time for this broker (resource "1") and as cluster defaults (resource "")
         self.kafka_dynamic_broker_configs: dict[str, str] = {}
         self.kafka_dynamic_default_configs: dict[str, str] = {}
@@ -32,18 +41,12 @@ class Broker:
         self.kafka_acls = Acls()
         #: Kafka client quotas: entity ((type, name or None), ...) -> {quota key: value}
         self.kafka_client_quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
-        #: Kafka consumer groups and their committed offsets (reads group.* configs above)
+        #: Kafka consumer groups and their committed offsets (reads group.* configs)
         self.groups = GroupCoordinator(self.scheduler, self.kafka_configs)
         #: Kafka topics (one namespace for the whole broker)
         self.topics = Topics()
         #: allocates idempotent producer ids (InitProducerId)
         self.producer_ids = ProducerIds()
-        #: user name -> password; RabbitMQ's default user guest/guest
-        self.users: dict[str, str] = {"guest": "guest"}
-        #: open client connections of every protocol (for listings)
-        self.connections: set[Any] = set()
-        #: why publishers are blocked (memory alarm, or set by a test); None when not
-        self.blocked_reason: str | None = None
 
     def authenticate(self, username: str, password: str) -> bool:
         return self.users.get(username) == password
@@ -75,6 +78,7 @@ class Broker:
         return vhost
 
     def reset(self) -> None:
-        """Forget every entity: a fresh broker for the next test."""
-        self.vhosts = {"/": VHost("/", self.scheduler)}
-        self.topics = Topics()
+        """Forget every entity — vhost contents, topics, groups, offsets, ACLs,
+        quotas, dynamic configs — for the next test.  Users, static configs
+        and open connections stay."""
+        self._fresh_entities()

@@ -3,10 +3,11 @@
 Behavior:
 - Groups (key type 0): the coordinator is this broker (node 1) at the
   connection's advertised host and port, for every key.
-- Transactions (key type 1): this broker when the transactional APIs are
-  implemented (AddPartitionsToTxn is registered), else
-  COORDINATOR_NOT_AVAILABLE — what Kafka answers while it has no
-  transaction coordinator, so producers keep retrying rather than fail.
+- Transactions (key type 1): this broker too.  Transactions are not
+  implemented, so the producer's next request, InitProducerId with its
+  transactional id, is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+  which every client reports at once; COORDINATOR_NOT_AVAILABLE here would
+  make a transactional producer retry until its timeout instead.
 - Share groups (key type 2, KIP-932) and unknown key types: INVALID_REQUEST.
 - v0-v3 answer one key; v4+ a batch of ``coordinator_keys``, each with its
   own error (KIP-699).  Errors carry Kafka's messages and ``Node.noNode()``
@@ -20,11 +21,10 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from ..registry import APIS, handles
+from ..registry import handles
 from .metadata import BROKER_ID
 
 GROUP, TRANSACTION = 0, 1
-ADD_PARTITIONS_TO_TXN = 24
 
 MESSAGES = {
     ErrorCode.none: "NONE",
@@ -40,7 +40,7 @@ def coordinator_error(key_type: int) -> ErrorCode:
     if key_type == GROUP:
         return ErrorCode.none
     if key_type == TRANSACTION:
-        return ErrorCode.none if ADD_PARTITIONS_TO_TXN in APIS else ErrorCode.coordinator_not_available
+        return ErrorCode.none
     return ErrorCode.invalid_request
 
 
