@@ -6,8 +6,10 @@ and rebalance when one member leaves, committed offsets written by one client
 and resumed from by another, seeking by offset and by time, and group listings.
 
 The server runs with the broker settings kafka-python's own integration
-fixture gives a real Kafka (``group.initial.rebalance.delay.ms`` = 0, so a
-new group forms at once instead of after Kafka's default 3 s).
+fixture gives a real Kafka: ``group.initial.rebalance.delay.ms`` = 0, so a
+new group forms at once instead of after Kafka's default 3 s, and
+``group.min.session.timeout.ms`` = 1000, so a crashed member can be evicted
+in about a second.
 """
 
 from __future__ import annotations
@@ -47,12 +49,18 @@ GROUP_CLIENTS = ["kafka-python", "confluent", "aiokafka"]
 FAST_KP = dict(heartbeat_interval_ms=100, session_timeout_ms=6000, request_timeout_ms=10000)
 FAST_CK = {"heartbeat.interval.ms": 100, "session.timeout.ms": 6000}
 FAST_AIO = dict(heartbeat_interval_ms=100, session_timeout_ms=6000)
+# kafka-python 3.0.12 sometimes drops a join the coordinator completed when
+# poll()'s timeout expires between JoinGroup and SyncGroup: it never applies
+# the SyncGroup assignment, stops heartbeating, and is evicted after the
+# session timeout.  Group loops poll long enough for a rebalance to finish.
+KP_POLL_MS = 500
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     broker = Broker()
     broker.kafka_configs["group.initial.rebalance.delay.ms"] = "0"
+    broker.kafka_configs["group.min.session.timeout.ms"] = "1000"
     with Server(broker=broker) as srv:
         yield srv
 
@@ -397,7 +405,7 @@ def split_then_leave_kafka_python(bootstrap: str, topic: str, group: str) -> Non
 
     def poll_loop(consumer: KafkaConsumer) -> None:
         while not stop.is_set():
-            consumer.poll(timeout_ms=50)
+            consumer.poll(timeout_ms=KP_POLL_MS)
 
     threads = [threading.Thread(target=poll_loop, args=(c,), daemon=True) for c in consumers]
     for t in threads:
@@ -505,7 +513,7 @@ def commit_after_five(client: str, bootstrap: str, topic: str, group: str) -> No
     if client == "kafka-python":
         consumer = kp_group_consumer(bootstrap, group, topic)
         got: list[Any] = []
-        wait_until(lambda: len(got) >= 5, lambda: [got.extend(b) for b in consumer.poll(timeout_ms=100, max_records=5 - len(got)).values()])
+        wait_until(lambda: len(got) >= 5, lambda: [got.extend(b) for b in consumer.poll(timeout_ms=KP_POLL_MS, max_records=5 - len(got)).values()])
         consumer.commit()
         consumer.close()
         assert [r.offset for r in got] == [0, 1, 2, 3, 4]
@@ -546,7 +554,7 @@ def resume(client: str, bootstrap: str, topic: str, group: str) -> tuple[int | N
         tp = TopicPartition(topic, 0)
         committed = consumer.committed(tp)
         got: list[Any] = []
-        wait_until(lambda: len(got) >= 5, lambda: [got.extend(b) for b in consumer.poll(timeout_ms=100).values()])
+        wait_until(lambda: len(got) >= 5, lambda: [got.extend(b) for b in consumer.poll(timeout_ms=KP_POLL_MS).values()])
         consumer.close()
         return committed, [r.offset for r in got]
     if client == "confluent":
@@ -673,7 +681,7 @@ def test_list_and_describe_groups_with_every_admin(bootstrap: str, name: str) ->
     group = name + "-g"
     consumer = kp_group_consumer(bootstrap, group, name)
     try:
-        wait_until(lambda: len(consumer.assignment()) == 2, lambda: consumer.poll(timeout_ms=50))
+        wait_until(lambda: len(consumer.assignment()) == 2, lambda: consumer.poll(timeout_ms=KP_POLL_MS))
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         try:
             listed = {g["group_id"]: g for g in admin.list_groups()}
@@ -734,7 +742,7 @@ def test_one_group_shared_by_three_client_libraries(bootstrap: str, name: str) -
         consumer = kp_group_consumer(bootstrap, group, name)
         try:
             while not stop.is_set():
-                for batch in consumer.poll(timeout_ms=50).values():
+                for batch in consumer.poll(timeout_ms=KP_POLL_MS).values():
                     counts["kafka-python"] += len(batch)
                 assignments["kafka-python"] = {tp.partition for tp in consumer.assignment()}
         finally:
@@ -940,3 +948,165 @@ def test_list_offsets_specs_and_delete_records_everywhere(bootstrap: str, name: 
             check=True, capture_output=True, timeout=20,
         )
         assert out.stdout.split() == [b"4", b"5"]
+
+
+# ------------------------------------------------------------------ out-of-range positions reset
+@pytest.mark.parametrize("client", GROUP_CLIENTS)
+def test_out_of_range_position_resets(bootstrap: str, name: str, client: str) -> None:
+    """Fetch at an offset past the end, or below the log start, answers OFFSET_OUT_OF_RANGE (1)
+    and the client applies its reset policy."""
+    create_topic(bootstrap, name)
+    produce_values(bootstrap, name, 6)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_records({TopicPartition(name, 0): 2})
+    finally:
+        admin.close()
+    if client == "kafka-python":
+        for start, policy, expected in [(100, "earliest", [2, 3, 4, 5]), (0, "earliest", [2, 3, 4, 5]), (100, "latest", [])]:
+            consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset=policy, enable_auto_commit=False, fetch_max_wait_ms=100)
+            tp = TopicPartition(name, 0)
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            got: list[int] = []
+            wait_until(
+                lambda: consumer.position(tp) == 6 and len(got) == len(expected),
+                lambda: [got.extend(r.offset for r in b) for b in consumer.poll(timeout_ms=100).values()],
+                timeout=10,
+            )
+            consumer.close()
+            assert got == expected
+    elif client == "confluent":
+        for start, policy, expected in [(100, "earliest", 2), (0, "earliest", 2)]:
+            consumer = confluent_kafka.Consumer(
+                {"bootstrap.servers": bootstrap, "group.id": name, "auto.offset.reset": policy, "enable.auto.commit": False}
+            )
+            consumer.assign([confluent_kafka.TopicPartition(name, 0, start)])
+            assert poll_one_confluent(consumer).offset() == expected
+            consumer.close()
+    else:
+
+        async def run() -> None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+            await consumer.start()
+            try:
+                tp = AioTopicPartition(name, 0)
+                consumer.assign([tp])
+                for start in (100, 0):
+                    consumer.seek(tp, start)
+                    assert (await asyncio.wait_for(consumer.getone(), 10)).offset == 2
+            finally:
+                await consumer.stop()
+
+        asyncio.run(run())
+
+
+# ------------------------------------------------------------------ the group follows the topic
+def test_group_rebalances_when_partitions_are_added(bootstrap: str, name: str) -> None:
+    create_topic(bootstrap, name, 2)
+    group = name + "-g"
+    stop = threading.Event()
+    kp_share: set[int] = set()
+
+    def kafka_python() -> None:
+        kp = KafkaConsumer(
+            name, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest", metadata_max_age_ms=300, **FAST_KP
+        )
+        try:
+            while not stop.is_set():
+                kp.poll(timeout_ms=KP_POLL_MS)
+                kp_share.clear()
+                kp_share.update(tp.partition for tp in kp.assignment())
+        finally:
+            kp.close()
+
+    thread = threading.Thread(target=kafka_python, daemon=True)
+    thread.start()
+    ck = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "topic.metadata.refresh.interval.ms": 300, **FAST_CK}
+    )
+    ck.subscribe([name])
+    try:
+
+        def split(each: int) -> bool:
+            ck_share = {tp.partition for tp in ck.assignment()}
+            return len(kp_share) == len(ck_share) == each and not (kp_share & ck_share)
+
+        wait_until(lambda: split(1), lambda: ck.poll(0.05))
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.create_partitions({name: KpNewPartitions(6)})
+        finally:
+            admin.close()
+        wait_until(lambda: split(3), lambda: ck.poll(0.05))
+    finally:
+        stop.set()
+        thread.join(10)
+        ck.close()
+
+
+def test_pattern_subscription_picks_up_a_new_topic(bootstrap: str, name: str) -> None:
+    create_topic(bootstrap, f"{name}-a")
+    produce_values(bootstrap, f"{name}-a", 1)
+    seen_kp: set[str] = set()
+    seen_ck: set[str] = set()
+    stop = threading.Event()
+
+    def kafka_python() -> None:
+        kp = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=name + "-kp", auto_offset_reset="earliest", metadata_max_age_ms=300, **FAST_KP
+        )
+        kp.subscribe(pattern=f"^{name}-.*")
+        try:
+            while not stop.is_set():
+                seen_kp.update(tp.topic for tp in kp.poll(timeout_ms=KP_POLL_MS))
+        finally:
+            kp.close()
+
+    thread = threading.Thread(target=kafka_python, daemon=True)
+    thread.start()
+    ck = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": name + "-ck", "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 300, **FAST_CK}
+    )
+    ck.subscribe([f"^{name}-.*"])
+
+    def step() -> None:
+        msg = ck.poll(0.05)
+        if msg is not None and not msg.error():
+            seen_ck.add(msg.topic())
+
+    try:
+        wait_until(lambda: seen_kp == seen_ck == {f"{name}-a"}, step)
+        create_topic(bootstrap, f"{name}-b")
+        produce_values(bootstrap, f"{name}-b", 1)
+        wait_until(lambda: seen_kp == seen_ck == {f"{name}-a", f"{name}-b"}, step)
+    finally:
+        stop.set()
+        thread.join(10)
+        ck.close()
+
+
+# ------------------------------------------------------------------ a member that dies without leaving
+@pytest.mark.skipif(KCAT is None, reason="kcat is not installed")
+def test_crashed_member_is_evicted_after_its_session_timeout(bootstrap: str, name: str) -> None:
+    """kcat -G joins, is SIGKILLed (no LeaveGroup): after session.timeout.ms the survivor gets everything."""
+    create_topic(bootstrap, name, 4)
+    group = name + "-g"
+    survivor = kp_group_consumer(bootstrap, group, name)
+    kcat = subprocess.Popen(
+        [KCAT, "-b", bootstrap, "-G", group, "-X", "session.timeout.ms=1500", "-X", "heartbeat.interval.ms=100", "-q", name],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: len(survivor.assignment()) == 2, lambda: survivor.poll(timeout_ms=KP_POLL_MS))
+        kcat.kill()
+        kcat.wait(5)
+        killed_at = time.monotonic()
+        wait_until(lambda: len(survivor.assignment()) == 4, lambda: survivor.poll(timeout_ms=KP_POLL_MS))
+        assert time.monotonic() - killed_at < 10
+    finally:
+        if kcat.poll() is None:
+            kcat.kill()
+            kcat.wait(5)
+        survivor.close()
