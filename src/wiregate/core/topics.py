@@ -13,34 +13,6 @@ from typing import Any, Callable
 
 from .log import Log
 
-#: topic-level configs and their Kafka defaults (Kafka 4.0 names)
-TOPIC_CONFIG_DEFAULTS: dict[str, str] = {
-    "cleanup.policy": "delete",
-    "compression.type": "producer",
-    "delete.retention.ms": "86400000",
-    "file.delete.delay.ms": "60000",
-    "flush.messages": "9223372036854775807",
-    "flush.ms": "9223372036854775807",
-    "index.interval.bytes": "4096",
-    "max.compaction.lag.ms": "9223372036854775807",
-    "max.message.bytes": "1048588",
-    "message.timestamp.after.max.ms": "9223372036854775807",
-    "message.timestamp.before.max.ms": "9223372036854775807",
-    "message.timestamp.type": "CreateTime",
-    "min.cleanable.dirty.ratio": "0.5",
-    "min.compaction.lag.ms": "0",
-    "min.insync.replicas": "1",
-    "preallocate": "false",
-    "retention.bytes": "-1",
-    "retention.ms": "604800000",
-    "segment.bytes": "1073741824",
-    "segment.index.bytes": "10485760",
-    "segment.jitter.ms": "0",
-    "segment.ms": "604800000",
-    "unclean.leader.election.enable": "false",
-}
-
-
 class Partition:
     """One partition: a log of record batches plus the waiters on it."""
 
@@ -95,13 +67,11 @@ class Topic:
     def __init__(self, name: str, partitions: int, configs: dict[str, str] | None = None, topic_id: uuid.UUID | None = None) -> None:
         self.name = name
         self.id = topic_id or uuid.uuid4()
+        #: topic-level config overrides; effective values (with broker
+        #: synonyms and Kafka's defaults) come from kafka_wire.configs
         self.configs: dict[str, str] = dict(configs or {})
         self.partitions: list[Partition] = [Partition(self, i) for i in range(partitions)]
         self.deleted = False
-
-    def config(self, name: str) -> str | None:
-        """A config's value: set on the topic, else Kafka's default."""
-        return self.configs.get(name, TOPIC_CONFIG_DEFAULTS.get(name))
 
     def add_partitions(self, total: int) -> None:
         for index in range(len(self.partitions), total):

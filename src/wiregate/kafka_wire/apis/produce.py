@@ -42,6 +42,7 @@ from wiregate.core.producers import BatchMetadata, InvalidProducerEpoch, OutOfOr
 
 from .. import connection, records
 from ..protocol import ProtocolError
+from ..configs import topic_value
 from ..registry import handles
 from .metadata import auto_create, topic_name_error
 
@@ -72,7 +73,7 @@ def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None) -> d
     try:
         header = records.validate(
             data or b"",
-            max_message_bytes=int(topic.config("max.message.bytes")),
+            max_message_bytes=int(topic_value(ctx.broker, topic, "max.message.bytes")),
             api_version=ctx.api_version,
         )
     except records.InvalidBatch as error:
@@ -100,7 +101,7 @@ def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None) -> d
     wall = ctx.broker.scheduler.wall()
     log_append_time = -1
     max_timestamp = header.max_timestamp
-    if topic.config("message.timestamp.type") == "LogAppendTime":
+    if topic_value(ctx.broker, topic, "message.timestamp.type") == "LogAppendTime":
         log_append_time = max_timestamp = int(wall * 1000)
         records.set_log_append_time(batch, log_append_time)
     partition.append_batch(bytes(batch), header.record_count, timestamp=wall)
