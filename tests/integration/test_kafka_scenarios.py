@@ -1110,3 +1110,67 @@ def test_crashed_member_is_evicted_after_its_session_timeout(bootstrap: str, nam
             kcat.kill()
             kcat.wait(5)
         survivor.close()
+
+
+# ------------------------------------------------------------------ pipelining and long polls
+@pytest.mark.parametrize("acks", ["all", "0"])
+def test_thousands_of_pipelined_single_record_requests(server: Server, bootstrap: str, name: str, acks: str) -> None:
+    """librdkafka keeps up to a million requests in flight on one connection: answers must come back in order."""
+    create_topic(bootstrap, name)
+    producer = confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap, "batch.num.messages": 1, "linger.ms": 0, "acks": acks, "enable.idempotence": False}
+    )
+    reports: list[tuple[Any, int]] = []
+    for i in range(3000):
+        producer.produce(name, b"%d" % i, partition=0, on_delivery=lambda err, msg: reports.append((err, msg.offset())))
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert [err for err, _ in reports if err is not None] == []
+    if acks == "all":
+        assert [offset for _, offset in reports] == list(range(3000))
+    assert len(list(server.broker.topics.get(name).partitions[0].log.read(0))) == 3000  # one batch per request
+    assert read_values(bootstrap, name, 3000) == [b"%d" % i for i in range(3000)]
+
+
+def test_fetch_waits_for_min_bytes_until_max_wait(bootstrap: str, name: str) -> None:
+    """fetch.min.bytes unmet: the broker holds the Fetch for fetch.max.wait.ms, then answers with what it has."""
+    create_topic(bootstrap, name)
+    produce_values(bootstrap, name, 1)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_min_bytes=1_000_000, fetch_max_wait_ms=800, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(name, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        consumer.poll(timeout_ms=50)  # connects and sends the first fetch
+        started = time.monotonic()
+        got: list[Any] = []
+        while not got and time.monotonic() - started < 5:
+            for batch in consumer.poll(timeout_ms=3000).values():
+                got.extend(batch)
+        elapsed = time.monotonic() - started
+    finally:
+        consumer.close()
+    assert [r.value for r in got] == [b"m0"]
+    assert 0.5 <= elapsed < 3.0
+
+
+def test_member_that_stops_polling_is_dropped_at_the_rebalance_timeout(bootstrap: str, name: str) -> None:
+    """A member that does not rejoin within its rebalance timeout (kafka-python's
+    max_poll_interval_ms) is removed and the rebalance completes without it."""
+    create_topic(bootstrap, name, 4)
+    group = name + "-g"
+    stalled = KafkaConsumer(
+        name, bootstrap_servers=bootstrap, group_id=group, max_poll_interval_ms=1500, session_timeout_ms=10000, heartbeat_interval_ms=200
+    )
+    newcomer = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 10000, "heartbeat.interval.ms": 200}
+    )
+    try:
+        wait_until(lambda: len(stalled.assignment()) == 4, lambda: stalled.poll(timeout_ms=KP_POLL_MS))
+        newcomer.subscribe([name])
+        started = time.monotonic()
+        wait_until(lambda: len(newcomer.assignment()) == 4, lambda: newcomer.poll(0.05))
+        assert time.monotonic() - started < 8
+    finally:
+        newcomer.close()
+        stalled.close()
