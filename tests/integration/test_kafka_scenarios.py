@@ -37,7 +37,7 @@ from kafka.admin import ConfigResource as KpConfigResource
 from kafka.admin import ConfigResourceType as KpConfigResourceType
 from kafka.admin import NewPartitions as KpNewPartitions
 from kafka.admin import NewTopic as KpNewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from wiregate.core import Broker
 from wiregate.testing import Server
@@ -1174,3 +1174,42 @@ def test_member_that_stops_polling_is_dropped_at_the_rebalance_timeout(bootstrap
     finally:
         newcomer.close()
         stalled.close()
+
+
+# ------------------------------------------------------------------ older request versions
+@pytest.mark.parametrize("api_version", [(0, 11), (1, 0), (2, 0), (2, 4), (2, 8), (3, 0), (3, 5), (4, 0)], ids=str)
+def test_kafka_python_pinned_to_older_broker_versions(bootstrap: str, name: str, api_version: tuple[int, ...]) -> None:
+    """kafka-python's api_version picks each API's version from that broker release:
+    the oldest that Kafka 4.0 still accepts (Produce v3, Fetch v4, JoinGroup v2, ...) up to the newest."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, api_version=api_version)
+    try:
+        admin.create_topics([KpNewTopic(name, 2, 1, topic_configs={"retention.ms": "100000"})])
+        resource = KpConfigResource(KpConfigResourceType.TOPIC, name)
+        if api_version < (1, 1):
+            # such brokers have DescribeConfigs v0 only, which Kafka 4.0 removed
+            # (KIP-896): like Kafka, wiregate closes the connection
+            with pytest.raises(KafkaConnectionError):
+                admin.describe_configs([resource], config_filter="all")
+        else:
+            configs = admin.describe_configs([resource], config_filter="all")
+            assert configs["topic"][name]["retention.ms"]["value"] == "100000"
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, api_version=api_version, enable_idempotence=False)
+    sent = [producer.send(name, b"%d" % i, key=b"k", partition=0, timestamp_ms=BASE_TS + i) for i in range(5)]
+    producer.flush(timeout=10)
+    assert [f.get(timeout=5).offset for f in sent] == [0, 1, 2, 3, 4]
+    producer.close()
+    consumer = KafkaConsumer(
+        name, bootstrap_servers=bootstrap, api_version=api_version, group_id=name, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    try:
+        got: list[Any] = []
+        wait_until(lambda: len(got) >= 5, lambda: [got.extend(b) for b in consumer.poll(timeout_ms=KP_POLL_MS).values()])
+        assert [(r.offset, r.key, r.value, r.timestamp) for r in got] == [(i, b"k", b"%d" % i, BASE_TS + i) for i in range(5)]
+        consumer.commit()
+        tp = TopicPartition(name, 0)
+        assert consumer.committed(tp) == 5
+        assert consumer.offsets_for_times({tp: BASE_TS + 2})[tp].offset == 2
+    finally:
+        consumer.close()
