@@ -276,13 +276,17 @@ def test_keyed_records_stay_together_when_consumed(bootstrap: str, name: str) ->
             producer.send(name, b"%d" % round_, key=key)
     producer.flush(timeout=10)
     producer.close()
-    consumer = KafkaConsumer(name, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=2000)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100)
+    consumer.assign([TopicPartition(name, p) for p in range(4)])
+    consumer.seek_to_beginning()
+    records: list[Any] = []
+    wait_until(lambda: len(records) >= 40, lambda: [records.extend(b) for b in consumer.poll(timeout_ms=100).values()])
+    consumer.close()
     seen: dict[bytes, set[int]] = {}
     order: dict[bytes, list[bytes]] = {}
-    for record in consumer:
+    for record in records:
         seen.setdefault(record.key, set()).add(record.partition)
         order.setdefault(record.key, []).append(record.value)
-    consumer.close()
     assert all(len(parts) == 1 for parts in seen.values())
     assert all(values == [b"0", b"1", b"2", b"3", b"4"] for values in order.values())
     assert set(seen) == set(KEYS[:8])
@@ -1213,3 +1217,98 @@ def test_kafka_python_pinned_to_older_broker_versions(bootstrap: str, name: str,
         assert consumer.offsets_for_times({tp: BASE_TS + 2})[tp].offset == 2
     finally:
         consumer.close()
+
+
+# ------------------------------------------------------------------ topic-level checks on produce
+def produce_errors_confluent(bootstrap: str, topic: str, key: bytes | None, value: bytes, **config: Any) -> list[Any]:
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": False, "retries": 0, **config})
+    errors: list[Any] = []
+    producer.produce(topic, value, key, on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(10)
+    return errors
+
+
+def test_topic_max_message_bytes_refuses_larger_batches(bootstrap: str, name: str) -> None:
+    from kafka.errors import MessageSizeTooLargeError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([KpNewTopic(name, 1, 1, topic_configs={"max.message.bytes": "1000"})])
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, retries=0)
+    try:
+        assert producer.send(name, b"x" * 500).get(timeout=5).offset == 0
+        with pytest.raises(MessageSizeTooLargeError):
+            producer.send(name, b"x" * 5000).get(timeout=5)
+    finally:
+        producer.close()
+    [error] = produce_errors_confluent(bootstrap, name, None, b"x" * 5000)
+    assert error.code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE
+
+
+@pytest.mark.xfail(
+    reason="BUG: Produce ignores cleanup.policy=compact: a record without a key is appended; "
+    "Kafka answers INVALID_RECORD (87), 'Compacted topic cannot accept message without key in topic partition <t>-0.'",
+    strict=True,
+)
+def test_compacted_topic_refuses_records_without_key(bootstrap: str, name: str) -> None:
+    from kafka.errors import InvalidRecordError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([KpNewTopic(name, 1, 1, topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, retries=0)
+    try:
+        assert producer.send(name, b"v", key=b"k").get(timeout=5).offset == 0
+        with pytest.raises(InvalidRecordError):
+            producer.send(name, b"v").get(timeout=5)
+    finally:
+        producer.close()
+    [error] = produce_errors_confluent(bootstrap, name, None, b"v")
+    assert error is not None and error.code() == confluent_kafka.KafkaError.INVALID_RECORD
+
+
+@pytest.mark.xfail(
+    reason="BUG: Produce ignores message.timestamp.after.max.ms (Kafka 4.0 default 3600000, KIP-1030): "
+    "a CreateTime record 2 h ahead is appended; Kafka answers INVALID_TIMESTAMP (32)",
+    strict=True,
+)
+def test_timestamp_too_far_in_the_future_is_refused(bootstrap: str, name: str) -> None:
+    from kafka.errors import InvalidTimestampError
+
+    create_topic(bootstrap, name)
+    now = int(time.time() * 1000)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, retries=0)
+    try:
+        assert producer.send(name, b"soon", timestamp_ms=now + 30 * 60 * 1000).get(timeout=5).offset == 0
+        with pytest.raises(InvalidTimestampError):
+            producer.send(name, b"later", timestamp_ms=now + 2 * 3600 * 1000).get(timeout=5)
+    finally:
+        producer.close()
+
+
+@pytest.mark.xfail(
+    reason="BUG: Produce with acks=all ignores min.insync.replicas: with min.insync.replicas=2 on a single "
+    "broker Kafka answers NOT_ENOUGH_REPLICAS (19) and appends nothing; wiregate appends",
+    strict=True,
+)
+def test_acks_all_refused_when_min_insync_replicas_cannot_be_met(bootstrap: str, name: str) -> None:
+    from kafka.errors import NotEnoughReplicasError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([KpNewTopic(name, 1, 1, topic_configs={"min.insync.replicas": "2"})])
+    finally:
+        admin.close()
+    leader_only = KafkaProducer(bootstrap_servers=bootstrap, acks=1, enable_idempotence=False, retries=0)
+    assert leader_only.send(name, b"acks=1").get(timeout=5).offset == 0
+    leader_only.close()
+    every_replica = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, retries=0)
+    try:
+        with pytest.raises(NotEnoughReplicasError):
+            every_replica.send(name, b"acks=all").get(timeout=5)
+    finally:
+        every_replica.close()
