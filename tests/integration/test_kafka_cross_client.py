@@ -6,6 +6,10 @@ then every one of the four consumes them, and all four must see the same
 offsets, keys, values, headers, timestamps and timestamp types, equal to
 what the producer sent.  kcat cannot set per-record headers or timestamps,
 so its records share one header set and carry librdkafka's CreateTime.
+
+Also: ~900 KiB records, a LogAppendTime topic, binary keys, values and
+headers with tombstones, and three clients long-polling at once while a
+fourth produces.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -396,3 +401,76 @@ def test_binary_null_and_empty_fields(bootstrap: str, unique: str, producer: str
         assert [(r.key, r.value, r.headers, r.timestamp) for r in records] == [
             (s.key, s.value, s.headers, s.timestamp) for s in sent
         ], name
+
+
+def test_parked_fetches_of_every_client_wake_while_another_produces(bootstrap: str, unique: str) -> None:
+    """Three consumers long-poll four partitions at once while confluent-kafka produces:
+    every one of them gets every record, in order per partition."""
+    create_topic(bootstrap, unique, 4)
+    total = 2000
+    seen: dict[str, dict[int, list[int]]] = {"kafka-python": {}, "confluent": {}, "aiokafka": {}}
+    ready = threading.Barrier(4, timeout=15)
+    done = threading.Event()
+
+    def finished(name: str) -> bool:
+        return sum(len(v) for v in seen[name].values()) >= total
+
+    def kafka_python() -> None:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5000, enable_auto_commit=False)
+        consumer.assign([TopicPartition(unique, p) for p in range(4)])
+        consumer.seek_to_beginning()
+        consumer.poll(timeout_ms=100)
+        ready.wait()
+        while not finished("kafka-python") and not done.is_set():
+            for tp, batch in consumer.poll(timeout_ms=200).items():
+                seen["kafka-python"].setdefault(tp.partition, []).extend(int(r.value) for r in batch)
+        consumer.close()
+
+    def confluent() -> None:
+        consumer = confluent_kafka.Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": unique, "enable.auto.commit": False, "fetch.wait.max.ms": 5000}
+        )
+        consumer.assign([confluent_kafka.TopicPartition(unique, p, confluent_kafka.OFFSET_BEGINNING) for p in range(4)])
+        consumer.poll(0.1)
+        ready.wait()
+        while not finished("confluent") and not done.is_set():
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                seen["confluent"].setdefault(msg.partition(), []).append(int(msg.value()))
+        consumer.close()
+
+    def aiokafka() -> None:
+        async def run() -> None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5000, enable_auto_commit=False)
+            await consumer.start()
+            consumer.assign([AioTopicPartition(unique, p) for p in range(4)])
+            await consumer.seek_to_beginning()
+            await consumer.getmany(timeout_ms=100)
+            await asyncio.get_running_loop().run_in_executor(None, ready.wait)
+            while not finished("aiokafka") and not done.is_set():
+                for tp, batch in (await consumer.getmany(timeout_ms=200)).items():
+                    seen["aiokafka"].setdefault(tp.partition, []).extend(int(r.value) for r in batch)
+            await consumer.stop()
+
+        asyncio.run(run())
+
+    threads = [threading.Thread(target=t, daemon=True) for t in (kafka_python, confluent, aiokafka)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
+    for i in range(total):
+        producer.produce(unique, b"%d" % i, partition=i % 4)
+        if i % 100 == 0:
+            producer.poll(0)
+            time.sleep(0.01)  # spread the writes so fetches park and wake many times
+    assert producer.flush(10) == 0
+    deadline = time.monotonic() + 15
+    while not all(finished(name) for name in seen) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done.set()
+    for t in threads:
+        t.join(10)
+    expected = {p: list(range(p, total, 4)) for p in range(4)}
+    for name, partitions in seen.items():
+        assert partitions == expected, name
