@@ -517,7 +517,10 @@ def commit_after_five(client: str, bootstrap: str, topic: str, group: str) -> No
     if client == "kafka-python":
         consumer = kp_group_consumer(bootstrap, group, topic)
         got: list[Any] = []
-        wait_until(lambda: len(got) >= 5, lambda: [got.extend(b) for b in consumer.poll(timeout_ms=KP_POLL_MS, max_records=5 - len(got)).values()])
+        wait_until(
+            lambda: len(got) >= 5,
+            lambda: [got.extend(b) for b in consumer.poll(timeout_ms=KP_POLL_MS, max_records=5 - len(got)).values()],
+        )
         consumer.commit()
         consumer.close()
         assert [r.offset for r in got] == [0, 1, 2, 3, 4]
@@ -858,7 +861,12 @@ def test_commit_metadata_is_read_back_by_other_clients(bootstrap: str, name: str
     group = name + "-g"
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     consumer.assign([TopicPartition(name, 0), TopicPartition(name, 1)])
-    consumer.commit({TopicPartition(name, 0): OffsetAndMetadata(3, "checkpoint-é", -1), TopicPartition(name, 1): OffsetAndMetadata(4, "", -1)})
+    consumer.commit(
+        {
+            TopicPartition(name, 0): OffsetAndMetadata(3, "checkpoint-é", -1),
+            TopicPartition(name, 1): OffsetAndMetadata(4, "", -1),
+        }
+    )
     consumer.close()
 
     ck = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
@@ -1070,7 +1078,13 @@ def test_pattern_subscription_picks_up_a_new_topic(bootstrap: str, name: str) ->
     thread = threading.Thread(target=kafka_python, daemon=True)
     thread.start()
     ck = confluent_kafka.Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": name + "-ck", "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 300, **FAST_CK}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": name + "-ck",
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 300,
+            **FAST_CK,
+        }
     )
     ck.subscribe([f"^{name}-.*"])
 
