@@ -1327,3 +1327,29 @@ def test_acks_all_refused_when_min_insync_replicas_cannot_be_met(bootstrap: str,
             every_replica.send(name, b"acks=all").get(timeout=5)
     finally:
         every_replica.close()
+
+
+# ------------------------------------------------------------------ KIP-848 groups
+@pytest.mark.xfail(
+    reason="NOT IMPLEMENTED: KIP-848 groups (ConsumerGroupHeartbeat, key 68; GA in Kafka 4.0). librdkafka with "
+    "group.protocol=consumer does not fall back to the classic protocol: it logs 'ConsumerGroupHeartbeatRequest "
+    "not supported by broker' at debug level, re-queries the coordinator forever and delivers nothing",
+    strict=True,
+)
+def test_confluent_kip848_consumer_group(bootstrap: str, name: str) -> None:
+    create_topic(bootstrap, name, 2)
+    produce_values(bootstrap, name, 4, partitions=2)
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": name, "group.protocol": "consumer", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([name])
+    values: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 3
+        while len(values) < 4 and time.monotonic() < deadline:
+            msg = consumer.poll(0.1)
+            if msg is not None and msg.error() is None:
+                values.append(msg.value())
+    finally:
+        consumer.close()
+    assert sorted(values) == [b"m0", b"m1", b"m2", b"m3"]
