@@ -133,7 +133,7 @@ def test_create_topics_validate_only_and_manual_assignment(admin: KafkaAdminClie
     response = admin.create_topics([NewTopic(name, 2, 1)], validate_only=True)
     assert response["topics"][0]["error_code"] == 0
     assert server.broker.topics.get(name) is None
-    manual = admin.create_topics([NewTopic(name, replica_assignments={0: [1], 1: [1]})])
+    manual = admin.create_topics([NewTopic(name, replica_assignments={0: [0], 1: [0]})])
     assert manual["topics"][0]["num_partitions"] == 2
     wrong = admin.create_topics([NewTopic(_name(), replica_assignments={0: [2]})], raise_errors=False)["topics"][0]
     assert (wrong["error_code"], wrong["error_message"]) == (39, "The manual partition assignment includes broker 2, but no such broker is registered.")
@@ -164,7 +164,7 @@ def test_describe_configs_topic_and_broker(admin: KafkaAdminClient, server: Serv
     assert topic["message.timestamp.type"]["value"] == "CreateTime"
     assert topic["max.message.bytes"]["value"] == "1048588"
 
-    broker = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, 1)], config_filter="all")["broker"]["1"]
+    broker = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, 0)], config_filter="all")["broker"]["0"]
     assert broker["advertised.listeners"]["config_source"] == "STATIC_BROKER_CONFIG"
     assert broker["advertised.listeners"]["read_only"] is True
     assert broker["advertised.listeners"]["value"] == f"PLAINTEXT://{server.kafka_bootstrap}"
@@ -195,7 +195,7 @@ def test_alter_configs_legacy_and_incremental(admin: KafkaAdminClient) -> None:
     assert topic["segment.ms"]["value"] == "60000"
 
     # a dynamic broker config reaches topics without an override
-    admin.alter_configs([ConfigResource(ConfigResourceType.BROKER, "1", configs={"log.retention.bytes": "4096"})], incremental=True)
+    admin.alter_configs([ConfigResource(ConfigResourceType.BROKER, "0", configs={"log.retention.bytes": "4096"})], incremental=True)
     try:
         topic = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)], config_filter="all", include_synonyms=True)["topic"][name]
         assert topic["retention.bytes"]["value"] == "4096"
@@ -205,14 +205,14 @@ def test_alter_configs_legacy_and_incremental(admin: KafkaAdminClient) -> None:
             {"name": "log.retention.bytes", "value": "-1", "source": "DEFAULT_CONFIG"},
         ]
     finally:
-        admin.alter_configs([ConfigResource(ConfigResourceType.BROKER, "1", configs={"log.retention.bytes": ("DELETE", None)})], incremental=True)
+        admin.alter_configs([ConfigResource(ConfigResourceType.BROKER, "0", configs={"log.retention.bytes": ("DELETE", None)})], incremental=True)
 
 
 def test_describe_cluster(admin: KafkaAdminClient, server: Server) -> None:
     cluster = admin.describe_cluster()
     assert cluster["cluster_id"] == server.broker.cluster_id
-    assert cluster["controller_id"] == 1
-    assert [(b["broker_id"], f"{b['host']}:{b['port']}") for b in cluster["brokers"]] == [(1, server.kafka_bootstrap)]
+    assert cluster["controller_id"] == 0
+    assert [(b["broker_id"], f"{b['host']}:{b['port']}") for b in cluster["brokers"]] == [(0, server.kafka_bootstrap)]
 
 
 def test_acls_create_describe_delete(admin: KafkaAdminClient) -> None:
@@ -243,11 +243,11 @@ def test_log_dirs_elections_reassignments_quorum(admin: KafkaAdminClient) -> Non
     name = _name()
     admin.create_topics([NewTopic(name, 2, 1)])
     log_dirs = admin.describe_log_dirs()
-    assert [r["broker"] for r in log_dirs] == [1]
+    assert [r["broker"] for r in log_dirs] == [0]
     (log_dir,) = log_dirs[0]["log_dirs"]
     assert (log_dir["log_dir"], log_dir["error_code"]) == ("/var/lib/wiregate", 0)
 
-    replica = TopicPartitionReplica(name, 0, 1)
+    replica = TopicPartitionReplica(name, 0, 0)
     assert admin.alter_replica_log_dirs({replica: "/var/lib/wiregate"}) == {replica: NoError}
 
     response = admin.elect_leaders(0, {name: [0, 1]}, raise_errors=False)
@@ -255,12 +255,12 @@ def test_log_dirs_elections_reassignments_quorum(admin: KafkaAdminClient) -> Non
     assert topic == name and sorted((p[0], p[1]) for p in partitions) == [(0, ElectionNotNeededError.errno), (1, ElectionNotNeededError.errno)]
 
     tp = TopicPartition(name, 0)
-    assert admin.alter_partition_reassignments({tp: [1]}) == {tp: None}
+    assert admin.alter_partition_reassignments({tp: [0]}) == {tp: None}
     assert admin.list_partition_reassignments() == {}
 
     quorum = admin.describe_metadata_quorum()
     (partition,) = quorum["topics"][0]["partitions"]
-    assert (quorum["topics"][0]["topic_name"], partition["leader_id"], [v["replica_id"] for v in partition["current_voters"]]) == ("__cluster_metadata", 1, [1])
+    assert (quorum["topics"][0]["topic_name"], partition["leader_id"], [v["replica_id"] for v in partition["current_voters"]]) == ("__cluster_metadata", 0, [0])
 
     described = admin.describe_topic_partitions([name], response_partition_limit=1)
     assert [p["partition_index"] for p in described["topics"][0]["partitions"]] == [0]
@@ -282,7 +282,7 @@ def test_confluent_topics(ck: AdminClient, server: Server) -> None:
     assert _ck_wait(ck.create_partitions([CKNewPartitions(name, 5)])) == {name: None}
     metadata = ck.list_topics(timeout=10)
     assert len(metadata.topics[name].partitions) == 5
-    assert [b.id for b in metadata.brokers.values()] == [1]
+    assert [b.id for b in metadata.brokers.values()] == [0]
 
     assert _ck_wait(ck.delete_topics([name])) == {name: None}
     assert name not in ck.list_topics(timeout=10).topics
@@ -314,7 +314,7 @@ def test_confluent_configs(ck: AdminClient) -> None:
     (error,) = _ck_wait(ck.incremental_alter_configs([bad])).values()
     assert error.code() == KafkaError.INVALID_CONFIG
 
-    broker = CKConfigResource(CKConfigResource.Type.BROKER, "1")
+    broker = CKConfigResource(CKConfigResource.Type.BROKER, "0")
     (entries,) = _ck_wait(ck.describe_configs([broker])).values()
     assert entries["num.partitions"].value == "1" and entries["num.partitions"].is_read_only
 
@@ -324,7 +324,7 @@ def test_confluent_describe_cluster_and_topics(ck: AdminClient, server: Server) 
 
     cluster = ck.describe_cluster(include_authorized_operations=True).result(timeout=10)
     assert cluster.cluster_id == server.broker.cluster_id
-    assert cluster.controller.id == 1 and [n.id for n in cluster.nodes] == [1]
+    assert cluster.controller.id == 0 and [n.id for n in cluster.nodes] == [0]
     assert len(cluster.authorized_operations) == 7
 
     name = _name()

@@ -221,8 +221,8 @@ def test_create_topics_order_of_checks_and_duplicates() -> None:
         dict(name="dup", num_partitions=1, replication_factor=1, assignments=[], configs=[]),
         dict(name="a.b", num_partitions=1, replication_factor=1, assignments=[], configs=[dict(name="x", value="1")]),
         dict(name="nulls", num_partitions=1, replication_factor=1, assignments=[], configs=[dict(name="retention.ms", value=None)]),
-        dict(name="manual", num_partitions=2, replication_factor=-1, assignments=[dict(partition_index=0, broker_ids=[1])], configs=[]),
-        dict(name="gap", num_partitions=-1, replication_factor=-1, assignments=[dict(partition_index=1, broker_ids=[1])], configs=[]),
+        dict(name="manual", num_partitions=2, replication_factor=-1, assignments=[dict(partition_index=0, broker_ids=[0])], configs=[]),
+        dict(name="gap", num_partitions=-1, replication_factor=-1, assignments=[dict(partition_index=1, broker_ids=[0])], configs=[]),
         dict(name="__cluster_metadata", num_partitions=1, replication_factor=1, assignments=[], configs=[]),
     ]
     response = client.send(19, 7, topics=topics, timeout=1000, validate_only=False)
@@ -284,7 +284,7 @@ def test_create_partitions_refusals() -> None:
         ("t", ErrorCode.invalid_partitions, "Topic already has 2 partition(s)."),
         ("nope", ErrorCode.unknown_topic_or_partition, None),
     ]
-    response = client.send(37, 3, topics=[dict(name="t", count=4, assignments=[dict(broker_ids=[1])])], timeout=1000, validate_only=False)
+    response = client.send(37, 3, topics=[dict(name="t", count=4, assignments=[dict(broker_ids=[0])])], timeout=1000, validate_only=False)
     assert response.results[0].error_message == "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."
     response = client.send(37, 3, topics=[dict(name="t", count=4, assignments=None)], timeout=1000, validate_only=True)
     assert response.results[0].error_code == ErrorCode.none and len(client.broker.topics.get("t").partitions) == 2
@@ -297,13 +297,13 @@ def test_describe_configs_errors() -> None:
         dict(resource_type=2, resource_name="bad/name", configuration_keys=None),
         dict(resource_type=4, resource_name="2", configuration_keys=None),
         dict(resource_type=4, resource_name="x", configuration_keys=None),
-        dict(resource_type=4, resource_name="1", configuration_keys=["num.partitions"]),
+        dict(resource_type=4, resource_name="0", configuration_keys=["num.partitions"]),
     ]
     results = client.send(32, 4, resources=resources, include_synonyms=False, include_documentation=False).results
     assert [(r.error_code, r.error_message) for r in results[:4]] == [
         (ErrorCode.unknown_topic_or_partition, None),
         (ErrorCode.invalid_topic_exception, "Topic name \"bad/name\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"),
-        (ErrorCode.invalid_request, "Unexpected broker id, expected 1 or empty string, but received 2"),
+        (ErrorCode.invalid_request, "Unexpected broker id, expected 0 or empty string, but received 2"),
         (ErrorCode.invalid_request, "Broker id must be an integer, but it is: x"),
     ]
     (entry,) = results[4].configs
@@ -332,10 +332,10 @@ def test_incremental_alter_configs_broker_and_validate_only() -> None:
     client.send(44, 1, resources=[dict(resource_type=4, resource_name="", configs=[set_op])], validate_only=False)
     assert client.broker.kafka_dynamic_default_configs == {"log.retention.ms": "100"}
     refused = [dict(name="num.partitions", config_operation=configs.SET, value="3")]
-    response = client.send(44, 1, resources=[dict(resource_type=4, resource_name="1", configs=refused)], validate_only=False)
+    response = client.send(44, 1, resources=[dict(resource_type=4, resource_name="0", configs=refused)], validate_only=False)
     assert (response.responses[0].error_code, response.responses[0].error_message) == (ErrorCode.invalid_request, "Cannot update these configs dynamically: Set(num.partitions)")
     append = [dict(name="log.retention.ms", config_operation=configs.APPEND, value="1")]
-    response = client.send(44, 1, resources=[dict(resource_type=4, resource_name="1", configs=append)], validate_only=False)
+    response = client.send(44, 1, resources=[dict(resource_type=4, resource_name="0", configs=append)], validate_only=False)
     assert (response.responses[0].error_code, response.responses[0].error_message) == (ErrorCode.invalid_config, "Config value append is not allowed for config key: log.retention.ms")
 
 
@@ -396,7 +396,7 @@ def test_elect_leaders_and_reassignments() -> None:
     ]
     response = client.send(43, 2, election_type=0, topic_partitions=None, timeout=1000)
     assert [(r.topic, r.partition_result) for r in response.replica_election_results] == [("t", ())]
-    partitions = [dict(partition_index=0, replicas=[1]), dict(partition_index=1, replicas=None), dict(partition_index=0, replicas=[2])]
+    partitions = [dict(partition_index=0, replicas=[0]), dict(partition_index=1, replicas=None), dict(partition_index=0, replicas=[2])]
     response = client.send(45, 0, timeout=1000, topics=[dict(name="t", partitions=partitions)])
     assert [p.error_code for p in response.responses[0].partitions] == [ErrorCode.none, ErrorCode.no_reassignment_in_progress, ErrorCode.invalid_replica_assignment]
 

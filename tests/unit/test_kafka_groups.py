@@ -732,12 +732,12 @@ def test_find_coordinator_every_version(version: int) -> None:
             fields["key_type"] = 0
         conn.receive_data(request_bytes(10, version, 1, **fields))
         [(_, body)] = read_responses(conn, [(10, version)])
-        assert (body.error_code, body.node_id, body.host, body.port) == (ErrorCode.none, 1, "example", 1234)
+        assert (body.error_code, body.node_id, body.host, body.port) == (ErrorCode.none, 0, "example", 1234)
     else:
         conn.receive_data(request_bytes(10, version, 1, key_type=0, coordinator_keys=["a", "b"]))
         [(_, body)] = read_responses(conn, [(10, version)])
         assert [(c.key, c.node_id, c.host, c.port, c.error_code) for c in body.coordinators] == [
-            ("a", 1, "example", 1234, ErrorCode.none), ("b", 1, "example", 1234, ErrorCode.none)]
+            ("a", 0, "example", 1234, ErrorCode.none), ("b", 0, "example", 1234, ErrorCode.none)]
 
 
 def test_find_transaction_coordinator_without_transactions() -> None:
@@ -747,7 +747,7 @@ def test_find_transaction_coordinator_without_transactions() -> None:
     conn = KafkaConnection(broker, peer="127.0.0.1:1", advertised=("example", 1234))
     conn.receive_data(request_bytes(10, 4, 1, key_type=1, coordinator_keys=["tx"]))
     [(_, body)] = read_responses(conn, [(10, 4)])
-    assert [(c.key, c.error_code, c.node_id, c.host, c.port) for c in body.coordinators] == [("tx", ErrorCode.none, 1, "example", 1234)]
+    assert [(c.key, c.error_code, c.node_id, c.host, c.port) for c in body.coordinators] == [("tx", ErrorCode.none, 0, "example", 1234)]
 
 
 def test_offset_commit_and_fetch_on_the_wire() -> None:

@@ -9,7 +9,7 @@ controller, node id 1) would:
   (``log.retention.ms`` → ``log.retention.minutes`` → ``log.retention.hours``)
   that has a value in a broker layer, else its own default.
 - Broker layers, highest precedence first: dynamic per-broker configs
-  (resource name "1", ``broker.kafka_dynamic_broker_configs``), dynamic
+  (resource name "0", ``broker.kafka_dynamic_broker_configs``), dynamic
   cluster defaults (resource name "", ``broker.kafka_dynamic_default_configs``),
   static configs (what the server was started with: ``broker.kafka_configs``
   plus the listener and node settings), then KafkaConfig's defaults.
@@ -481,7 +481,7 @@ _BROKER_DEFAULTS: dict[str, str] = {name: d.default for name, d in BROKER_CONFIG
 
 def static_configs(broker: Any, advertised: tuple[str, int] | None = None) -> dict[str, str]:
     """What the broker was started with: node settings, listeners, then ``broker.kafka_configs``."""
-    configs = {"node.id": "1", "broker.id": "1", "process.roles": "broker,controller", "controller.listener.names": "CONTROLLER", "log.dirs": LOG_DIR}
+    configs = {"node.id": "0", "broker.id": "0", "process.roles": "broker,controller", "controller.listener.names": "CONTROLLER", "log.dirs": LOG_DIR}
     if advertised is not None:
         host, port = advertised
         configs["listeners"] = f"PLAINTEXT://{host}:{port}"
@@ -604,7 +604,7 @@ def effective_topic_configs(broker: Any, overrides: Mapping[str, str]) -> list[d
 
 # ------------------------------------------------------------- brokers
 def describe_broker_configs(broker: Any, keys: Iterable[str] | None, include_synonyms: bool, *, per_broker: bool, static: Mapping[str, str]) -> list[dict[str, Any]]:
-    """ConfigHelper.createBrokerConfigEntry: every broker config for resource "1",
+    """ConfigHelper.createBrokerConfigEntry: every broker config for resource "0",
     only the cluster-level dynamic defaults for resource ""."""
     wanted = set(keys) if keys else None
     if per_broker:

@@ -9,7 +9,7 @@ legacyAlterConfigs):
   deleted), validated as CreateTopics does (INVALID_CONFIG); then
   UNKNOWN_TOPIC_OR_PARTITION "The topic 'x' does not exist." for a missing
   topic; "" is INVALID_REQUEST "Default topic resources are not allowed.".
-- Broker "1" (per broker) or "" (cluster default): the dynamic configs of
+- Broker "0" (per broker) or "" (cluster default): the dynamic configs of
   that level are replaced; read-only configs are refused with INVALID_REQUEST
   "Cannot update these configs dynamically: Set(...)"; names wiregate does
   not know are stored, as Kafka stores unknown dynamic configs.

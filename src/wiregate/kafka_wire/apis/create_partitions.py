@@ -7,7 +7,7 @@ Behavior (Kafka 4.0's ReplicationControlManager.createPartitions):
   INVALID_PARTITIONS "The topic x currently has N partition(s); M would not
   be an increase.".
 - Assignments, when given, must number the added partitions and name only
-  broker 1 with the topic's replication factor (INVALID_REPLICA_ASSIGNMENT).
+  broker 0 with the topic's replication factor (INVALID_REPLICA_ASSIGNMENT).
 - validate_only checks everything and adds nothing.
 """
 

@@ -1,8 +1,8 @@
 """DescribeCluster (key 60), v0-v2.
 
 Behavior (Kafka 4.0's KafkaApis.handleDescribeCluster on a broker):
-- The cluster id, one broker (node 1 at the advertised address, never
-  fenced) and node 1 as the controller id (a KRaft broker reports a live
+- The cluster id, one broker (node 0 at the advertised address, never
+  fenced) and node 0 as the controller id (a KRaft broker reports a live
   broker there, since clients cannot reach the controller).
 - v1+: endpoint type 2 (controller) gets MISMATCHED_ENDPOINT_TYPE, as a
   broker endpoint answers it.

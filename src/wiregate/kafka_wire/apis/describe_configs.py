@@ -5,12 +5,12 @@ Behavior (Kafka 4.0's ConfigHelper.describeConfigs):
   its effective value and source (DYNAMIC_TOPIC_CONFIG for an override,
   the broker layer holding a synonym, else DEFAULT_CONFIG).  Unknown topic:
   UNKNOWN_TOPIC_OR_PARTITION; illegal name: INVALID_TOPIC_EXCEPTION.
-- Broker (resource type 4): name "1" lists every broker config wiregate
+- Broker (resource type 4): name "0" lists every broker config wiregate
   knows (see ``configs.BROKER_CONFIGS``) plus any set at run time; ""
   lists only the cluster-level dynamic defaults.  Another number:
   INVALID_REQUEST "Unexpected broker id, expected 1 or empty string, but
   received N"; not a number: INVALID_REQUEST.
-- Broker loggers (type 8, name "1"): the root logger at INFO.
+- Broker loggers (type 8, name "0"): the root logger at INFO.
 - ``configuration_keys`` restricts the list; ``include_synonyms`` adds the
   synonym chain; documentation is never included (null).
 - Other resource types (GROUP, CLIENT_METRICS): INVALID_REQUEST.

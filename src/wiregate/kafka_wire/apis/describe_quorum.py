@@ -1,10 +1,10 @@
 """DescribeQuorum (key 55), v0-v2.
 
-Behavior (Kafka 4.0 in combined mode: node 1 is the only voter and leader):
+Behavior (Kafka 4.0 in combined mode: node 0 is the only voter and leader):
 - The metadata log ``__cluster_metadata`` partition 0: leader 1, epoch 1,
   the high watermark counts wiregate's metadata changes (one per topic
-  created), one voter (node 1, caught up now), no observers; v2 lists
-  node 1's CONTROLLER listener at the advertised address.
+  created), one voter (node 0, caught up now), no observers; v2 lists
+  node 0's CONTROLLER listener at the advertised address.
 - Any other topic or partition: UNKNOWN_TOPIC_OR_PARTITION.
 """
 

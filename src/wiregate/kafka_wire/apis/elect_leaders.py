@@ -1,7 +1,7 @@
 """ElectLeaders (key 43), v0-v2.
 
 Behavior (Kafka 4.0's ReplicationControlManager.electLeaders, one broker):
-- Every partition already has its preferred leader (broker 1), so a named
+- Every partition already has its preferred leader (broker 0), so a named
   partition gets ELECTION_NOT_NEEDED "Leader election not needed for topic
   partition." for both PREFERRED (0) and UNCLEAN (1) elections.
 - Unknown topic: UNKNOWN_TOPIC_OR_PARTITION "No such topic as x"; unknown

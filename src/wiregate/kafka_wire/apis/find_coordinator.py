@@ -1,7 +1,7 @@
 """FindCoordinator (key 10), v0-v6.
 
 Behavior:
-- Groups (key type 0): the coordinator is this broker (node 1) at the
+- Groups (key type 0): the coordinator is this broker (node 0) at the
   connection's advertised host and port, for every key.
 - Transactions (key type 1): this broker too.  Transactions are not
   implemented, so the producer's next request, InitProducerId with its

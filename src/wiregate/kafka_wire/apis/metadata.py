@@ -1,7 +1,7 @@
 """Metadata (key 3), v0-v13.
 
 Behavior:
-- One broker (node id 1) at the advertised host and port; it is also the
+- One broker (node id 0) at the advertised host and port; it is also the
   controller.  The cluster id is fixed per broker process.
 - Topics requested by name that do not exist are created when the request
   allows it (v4+: allow_auto_topic_creation; always for v0-v3) and the
@@ -22,7 +22,9 @@ from kio.schema.errors import ErrorCode
 
 from ..registry import handles
 
-BROKER_ID = 1
+#: the one broker's node id: 0, as in kafka-python's and Kafka's own test
+#: fixtures (its integration suite assigns replicas to broker 0)
+BROKER_ID = 0
 #: "not requested" in the authorized-operations fields
 OPERATIONS_NOT_REQUESTED = -2147483648
 #: every operation Kafka defines on a topic / on the cluster
