@@ -1262,11 +1262,6 @@ def test_topic_max_message_bytes_refuses_larger_batches(bootstrap: str, name: st
     assert error.code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE
 
 
-@pytest.mark.xfail(
-    reason="BUG: Produce ignores cleanup.policy=compact: a record without a key is appended; "
-    "Kafka answers INVALID_RECORD (87), 'Compacted topic cannot accept message without key in topic partition <t>-0.'",
-    strict=True,
-)
 def test_compacted_topic_refuses_records_without_key(bootstrap: str, name: str) -> None:
     from kafka.errors import InvalidRecordError
 
@@ -1286,11 +1281,6 @@ def test_compacted_topic_refuses_records_without_key(bootstrap: str, name: str) 
     assert error is not None and error.code() == confluent_kafka.KafkaError.INVALID_RECORD
 
 
-@pytest.mark.xfail(
-    reason="BUG: Produce ignores message.timestamp.after.max.ms (Kafka 4.0 default 3600000, KIP-1030): "
-    "a CreateTime record 2 h ahead is appended; Kafka answers INVALID_TIMESTAMP (32)",
-    strict=True,
-)
 def test_timestamp_too_far_in_the_future_is_refused(bootstrap: str, name: str) -> None:
     from kafka.errors import InvalidTimestampError
 
@@ -1305,11 +1295,6 @@ def test_timestamp_too_far_in_the_future_is_refused(bootstrap: str, name: str) -
         producer.close()
 
 
-@pytest.mark.xfail(
-    reason="BUG: Produce with acks=all ignores min.insync.replicas: with min.insync.replicas=2 on a single "
-    "broker Kafka answers NOT_ENOUGH_REPLICAS (19) and appends nothing; wiregate appends",
-    strict=True,
-)
 def test_acks_all_refused_when_min_insync_replicas_cannot_be_met(bootstrap: str, name: str) -> None:
     from kafka.errors import NotEnoughReplicasError
 

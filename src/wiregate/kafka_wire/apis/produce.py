@@ -65,7 +65,52 @@ def _failed(index: int, error: ErrorCode, message: str | None = None) -> dict[st
     return dict(index=index, error_code=error, base_offset=-1, log_append_time=None, log_start_offset=-1, error_message=message)
 
 
-def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None) -> dict[str, Any]:
+LONG_MAX = 2**63 - 1
+
+
+def _topic_policy_refusal(ctx: Any, topic: Any, partition: Any, header: Any, data: bytes, acks: int) -> dict[str, Any] | None:
+    """The checks Kafka's LogValidator and Partition make against topic configs.
+
+    Records are decoded only when a config needs them: a compacted topic
+    (every record needs a key) or a lower timestamp bound.  The upper
+    timestamp bound is checked on the header's maxTimestamp.
+    """
+    broker = ctx.broker
+    index = partition.index
+    if acks == -1:
+        required = int(topic_value(broker, topic, "min.insync.replicas") or 1)
+        if required > 1:
+            return _failed(
+                index,
+                ErrorCode.not_enough_replicas,
+                f"The size of the current ISR Set(0) is insufficient to satisfy the min.isr requirement of {required} "
+                f"for partition {topic.name}-{index}",
+            )
+    compacted = "compact" in (topic_value(broker, topic, "cleanup.policy") or "")
+    log_append = topic_value(broker, topic, "message.timestamp.type") == "LogAppendTime"
+    after = int(topic_value(broker, topic, "message.timestamp.after.max.ms") or LONG_MAX)
+    before = int(topic_value(broker, topic, "message.timestamp.before.max.ms") or LONG_MAX)
+    now = int(broker.scheduler.wall() * 1000)
+    check_before = not log_append and before < LONG_MAX
+    if not log_append and header.max_timestamp > now + after or compacted or check_before:
+        for offset_delta, timestamp, null_key in records.iter_records(data[: header.size]):
+            if compacted and null_key:
+                return _failed(
+                    index,
+                    ErrorCode.invalid_record,
+                    f"Compacted topic cannot accept message without key in topic partition {topic.name}-{index}.",
+                )
+            if not log_append and (timestamp > now + after or (check_before and timestamp < now - before)):
+                return _failed(
+                    index,
+                    ErrorCode.invalid_timestamp,
+                    f"Timestamp {timestamp} of message with offset {offset_delta} is out of range. The timestamp should "
+                    f"be within [{now - before if check_before else -LONG_MAX - 1}, {now + after}]",
+                )
+    return None
+
+
+def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None, acks: int = 1) -> dict[str, Any]:
     """Validate and append one partition's batch; returns its response entry."""
     if index < 0 or index >= len(topic.partitions):
         return _failed(index, ErrorCode.unknown_topic_or_partition)
@@ -81,6 +126,9 @@ def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None) -> d
     if header.is_transactional:
         return _failed(index, ErrorCode.transactional_id_authorization_failed)
     assert data is not None
+    refusal = _topic_policy_refusal(ctx, topic, partition, header, data, acks)
+    if refusal is not None:
+        return refusal
     if header.has_producer_id:
         try:
             duplicate = producers.check(
@@ -137,7 +185,7 @@ def produce(ctx: Any, request: Any) -> Any:
                 error = topic_name_error(name) or ErrorCode.unknown_topic_or_partition
                 results = [_failed(p.index, error) for p in topic_data.partition_data]
             else:
-                results = [produce_partition(ctx, topic, p.index, p.records) for p in topic_data.partition_data]
+                results = [produce_partition(ctx, topic, p.index, p.records, acks) for p in topic_data.partition_data]
         responses.append(dict(name=name, partition_responses=results))
     if acks == 0:
         failed = [r for t in responses for r in t["partition_responses"] if r.get("error_code", ErrorCode.none) != ErrorCode.none]
