@@ -14,6 +14,18 @@ from .topics import Topics
 from .vhost import VHost
 
 
+#: Static Kafka broker configs wiregate starts with, the ones test setups of
+#: Kafka set (Kafka's own test fixtures, testcontainers' Kafka module):
+#: groups form at once instead of after 3 s, and short session timeouts are
+#: accepted.  ``wiregate serve --kafka-config KEY=VALUE`` overrides them
+#: (``group.initial.rebalance.delay.ms=3000`` and
+#: ``group.min.session.timeout.ms=6000`` give Kafka's production defaults).
+TEST_BROKER_CONFIGS = {
+    "group.initial.rebalance.delay.ms": "0",
+    "group.min.session.timeout.ms": "1000",
+}
+
+
 class Broker:
     """All state of one wiregate server, shared by every protocol front end."""
 
@@ -23,7 +35,7 @@ class Broker:
         #: identifies the cluster to Kafka clients (Metadata, DescribeCluster)
         self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         #: broker-level Kafka configs that differ from Kafka's defaults (static: survive reset())
-        self.kafka_configs: dict[str, str] = {}
+        self.kafka_configs: dict[str, str] = dict(TEST_BROKER_CONFIGS)
         self._fresh_entities()
         #: user name -> password; RabbitMQ's default user guest/guest
         self.users: dict[str, str] = {"guest": "guest"}

@@ -21,10 +21,10 @@ deadline per group (rebalance timeout, or the initial rebalance delay), a
 sync deadline per group (rebalance timeout).
 
 Broker configs read from ``configs`` (Kafka's names and defaults):
-``group.initial.rebalance.delay.ms`` (3000; applied only when an empty
-group starts its first rebalance — tests lower it to 0 through
-``Broker.kafka_configs`` to keep rebalances fast),
-``group.min.session.timeout.ms`` (6000), ``group.max.session.timeout.ms``
+``group.initial.rebalance.delay.ms`` (Kafka's 3000 here; applied only when
+an empty group starts its first rebalance — the Broker starts with 0, as
+test setups of Kafka do, see ``broker.TEST_BROKER_CONFIGS``),
+``group.min.session.timeout.ms`` (Kafka's 6000 here; the Broker starts with 1000), ``group.max.session.timeout.ms``
 (1800000), ``group.max.size`` (unbounded) and ``offset.metadata.max.bytes``
 (4096).
 

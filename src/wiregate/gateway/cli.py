@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         amqps_port=args.amqps_port,
         advertised_host=args.advertised_host,
+        kafka_configs=tuple(args.kafka_config),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )
@@ -88,12 +89,27 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="host Kafka clients are told to connect to (default: the listen host, 127.0.0.1 for loopback/wildcard)",
     )
+    serve.add_argument(
+        "--kafka-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_key_value,
+        help="a static Kafka broker config, as in server.properties (repeatable)",
+    )
     serve.add_argument("--amqps-port", type=_port, default=None, help="AMQP over TLS port, 0 = any (default: no TLS listener)")
     serve.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for TLS (default: a bundled self-signed test certificate)")
     serve.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     serve.add_argument("--data-dir", type=Path, default=None, help="directory for durable state (not implemented yet)")
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="(default: %(default)s)")
     return parser
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
 
 
 def _port(text: str) -> int:

@@ -31,6 +31,8 @@ class Config:
         tls_key: PEM private key for ``tls_cert``.  Without both, a TLS
             listener uses the self-signed ``localhost`` certificate shipped in
             :mod:`wiregate.testing` (tests only: its key is public).
+        kafka_configs: Static Kafka broker configs (``KEY=VALUE`` pairs, as
+            in Kafka's server.properties) applied to the broker at start.
         handshake_timeout: Seconds a client has from TCP connect to a
             completed AMQP ``connection.open`` (RabbitMQ's
             ``handshake_timeout``, also 10 s there).
@@ -46,6 +48,7 @@ class Config:
     log_level: str = "info"
     advertised_host: str | None = None
     amqps_port: int | None = None
+    kafka_configs: tuple[tuple[str, str], ...] = ()
     tls_cert: Path | None = None
     tls_key: Path | None = None
     handshake_timeout: float = 10.0

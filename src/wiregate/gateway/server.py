@@ -129,6 +129,8 @@ class Gateway:
     def __init__(self, config: Config, broker: object | None = None) -> None:
         if broker is None:
             broker = Broker()
+        # the group coordinator reads this very dict, so update it in place
+        broker.kafka_configs.update(config.kafka_configs)  # type: ignore[attr-defined]
         self.config = config
         self.broker = broker
         self.addresses: Addresses | None = None
