@@ -11,9 +11,10 @@
 #             settings kafka-python's own fixture gives a real Kafka
 #             (servers/resources/default/kafka.properties): num.partitions=4,
 #             group.min.session.timeout.ms=1000,
-#             group.initial.rebalance.delay.ms=0.  A wiregate started with
-#             `python -m wiregate serve` keeps Kafka's defaults (6000 ms
-#             minimum session timeout), which test_group's 3000 ms rejects.
+#             group.initial.rebalance.delay.ms=0.  For a wiregate of your
+#             own, `serve --kafka-config KEY=VALUE` sets them; with Kafka's
+#             production defaults (6000 ms minimum session timeout)
+#             test_group's 3000 ms session is refused.
 #
 # How the suite finds the broker: test/integration/conftest.py's
 # kafka_broker_factory uses KAFKA_URI when set (an "external" broker) and
