@@ -1314,6 +1314,63 @@ def test_acks_all_refused_when_min_insync_replicas_cannot_be_met(bootstrap: str,
         every_replica.close()
 
 
+RECORD_ERRORS_BUG = pytest.mark.xfail(
+    reason="BUG: Produce (v8+) answers INVALID_RECORD without record_errors (KIP-467): Kafka lists each culprit "
+    "(batch_index, batch_index_error_message) and says 'One or more records have been rejected due to N record "
+    "errors in total, ...', so clients fail only the culprits with INVALID_RECORD and the rest of the batch "
+    "with a 'different record' error",
+    strict=True,
+)
+
+
+@pytest.mark.parametrize(
+    "client", [pytest.param("kafka-python", marks=RECORD_ERRORS_BUG), pytest.param("confluent", marks=RECORD_ERRORS_BUG)]
+)
+def test_invalid_records_are_named_in_the_produce_answer(bootstrap: str, name: str, client: str) -> None:
+    """librdkafka's own test 0011 (test_message_single_partition_record_fail): one batch,
+    every fifth record without a key, on a compacted topic.  Nothing is appended."""
+    from kafka.errors import InvalidRecordError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([KpNewTopic(name, 1, 1, topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        admin.close()
+    keys = [None if i % 5 == 0 else b"k%d" % i for i in range(20)]
+    if client == "kafka-python":
+        producer = KafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, retries=0, linger_ms=200)
+        futures = [producer.send(name, b"v%d" % i, key=key, partition=0) for i, key in enumerate(keys)]
+        producer.flush(timeout=10)
+        producer.close()
+        outcomes = []
+        for future in futures:
+            with pytest.raises(Exception) as failed:
+                future.get(timeout=5)
+            outcomes.append(failed.value)
+        culprits = [i for i, e in enumerate(outcomes) if isinstance(e, InvalidRecordError)]
+        assert culprits == [0, 5, 10, 15]
+        assert all("without key" in str(outcomes[i]) for i in culprits)
+        others = [e for i, e in enumerate(outcomes) if i not in culprits]
+        assert all("part of a batch which had one more more invalid records" in str(e) for e in others)
+    else:
+        producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 200, "enable.idempotence": False})
+        errors: dict[int, int] = {}
+        for i, key in enumerate(keys):
+            producer.produce(
+                name, b"v%d" % i, key, partition=0, on_delivery=lambda err, msg, i=i: errors.__setitem__(i, err.code())
+            )
+        producer.flush(10)
+        assert [i for i, code in sorted(errors.items()) if code == confluent_kafka.KafkaError.INVALID_RECORD] == [0, 5, 10, 15]
+        assert sorted(i for i, code in errors.items() if code == confluent_kafka.KafkaError._INVALID_DIFFERENT_RECORD) == [
+            i for i in range(20) if i % 5
+        ]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        assert consumer.end_offsets([TopicPartition(name, 0)]) == {TopicPartition(name, 0): 0}
+    finally:
+        consumer.close()
+
+
 # ------------------------------------------------------------------ KIP-848 groups
 @pytest.mark.xfail(
     reason="NOT IMPLEMENTED: KIP-848 groups (ConsumerGroupHeartbeat, key 68; GA in Kafka 4.0). librdkafka with "
