@@ -1314,18 +1314,7 @@ def test_acks_all_refused_when_min_insync_replicas_cannot_be_met(bootstrap: str,
         every_replica.close()
 
 
-RECORD_ERRORS_BUG = pytest.mark.xfail(
-    reason="BUG: Produce (v8+) answers INVALID_RECORD without record_errors (KIP-467): Kafka lists each culprit "
-    "(batch_index, batch_index_error_message) and says 'One or more records have been rejected due to N record "
-    "errors in total, ...', so clients fail only the culprits with INVALID_RECORD and the rest of the batch "
-    "with a 'different record' error",
-    strict=True,
-)
-
-
-@pytest.mark.parametrize(
-    "client", [pytest.param("kafka-python", marks=RECORD_ERRORS_BUG), pytest.param("confluent", marks=RECORD_ERRORS_BUG)]
-)
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
 def test_invalid_records_are_named_in_the_produce_answer(bootstrap: str, name: str, client: str) -> None:
     """librdkafka's own test 0011 (test_message_single_partition_record_fail): one batch,
     every fifth record without a key, on a compacted topic.  Nothing is appended."""

@@ -92,22 +92,41 @@ def _topic_policy_refusal(ctx: Any, topic: Any, partition: Any, header: Any, dat
     before = int(topic_value(broker, topic, "message.timestamp.before.max.ms") or LONG_MAX)
     now = int(broker.scheduler.wall() * 1000)
     check_before = not log_append and before < LONG_MAX
-    if not log_append and header.max_timestamp > now + after or compacted or check_before:
-        for offset_delta, timestamp, null_key in records.iter_records(data[: header.size]):
-            if compacted and null_key:
-                return _failed(
-                    index,
-                    ErrorCode.invalid_record,
-                    f"Compacted topic cannot accept message without key in topic partition {topic.name}-{index}.",
+    if not (not log_append and header.max_timestamp > now + after or compacted or check_before):
+        return None
+    # Kafka's LogValidator checks every record and lists each culprit
+    # (KIP-467), so a client can fail just those records
+    record_errors: list[tuple[int, str]] = []
+    bad_timestamp = False
+    for offset_delta, timestamp, null_key in records.iter_records(data[: header.size]):
+        if compacted and null_key:
+            record_errors.append(
+                (offset_delta, f"Compacted topic cannot accept message without key in topic partition {topic.name}-{index}.")
+            )
+        elif not log_append and (timestamp > now + after or (check_before and timestamp < now - before)):
+            bad_timestamp = True
+            low = now - before if check_before else -LONG_MAX - 1
+            record_errors.append(
+                (
+                    offset_delta,
+                    f"Timestamp {timestamp} of message with offset {offset_delta} is out of range. "
+                    f"The timestamp should be within [{low}, {now + after}]",
                 )
-            if not log_append and (timestamp > now + after or (check_before and timestamp < now - before)):
-                return _failed(
-                    index,
-                    ErrorCode.invalid_timestamp,
-                    f"Timestamp {timestamp} of message with offset {offset_delta} is out of range. The timestamp should "
-                    f"be within [{now - before if check_before else -LONG_MAX - 1}, {now + after}]",
-                )
-    return None
+            )
+    if not record_errors:
+        return None
+    if bad_timestamp:
+        error, message = ErrorCode.invalid_timestamp, "One or more records have been rejected due to invalid timestamp"
+    else:
+        shown = ", ".join(f"RecordError(batchIndex={i}, message='{m}')" for i, m in record_errors[:3])
+        error = ErrorCode.invalid_record
+        message = (
+            f"One or more records have been rejected due to {len(record_errors)} record errors in total, "
+            f"and only showing the first three errors at most: [{shown}]"
+        )
+    refusal = _failed(index, error, message)
+    refusal["record_errors"] = [dict(batch_index=i, batch_index_error_message=m) for i, m in record_errors]
+    return refusal
 
 
 def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None, acks: int = 1) -> dict[str, Any]:
