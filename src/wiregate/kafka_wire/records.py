@@ -283,23 +283,15 @@ def iter_record_timestamps(batch: bytes) -> Iterator[tuple[int, int]]:
         for delta in range(header.record_count):
             yield base + delta, header.max_timestamp
         return
-    data = decompress(header.codec, bytes(batch[HEADER_SIZE:]))
-    pos = 0
-    for _ in range(header.record_count):
-        length, pos = _varint(data, pos)
-        end = pos + length
-        pos += 1  # attributes
-        timestamp_delta, pos = _varint(data, pos)
-        offset_delta, pos = _varint(data, pos)
-        yield base + offset_delta, header.base_timestamp + timestamp_delta
-        pos = end
+    for offset_delta, timestamp, _null_key in iter_records(batch):
+        yield base + offset_delta, timestamp
 
 
 def iter_records(batch: bytes) -> Iterator[tuple[int, int, bool]]:
     """(offset delta, timestamp, key is null) of each record of a batch.
 
-    Only for the checks that need records (compacted topics, timestamp
-    bounds); the produce path does not call it otherwise.
+    Only for what needs records (compacted topics, timestamp bounds,
+    ListOffsets inside a batch): Produce and Fetch never call it otherwise.
     """
     header = BatchHeader(len(batch), _tail.unpack_from(batch, 21))
     data = decompress(header.codec, bytes(batch[HEADER_SIZE:]))
