@@ -1,4 +1,4 @@
-from wiregate.gateway.cli import main
+from wiregate._launch import main
 
 if __name__ == "__main__":
     raise SystemExit(main())
