@@ -1,4 +1,6 @@
-"""Shared fixtures: one in-process wiregate server per test session."""
+"""Shared fixtures.  ``wiregate_server`` (one in-process server per session)
+and ``wiregate`` (the same, emptied per test) come from wiregate's own
+pytest plugin (``wiregate.testing.pytest_plugin``), as they do for users."""
 
 from __future__ import annotations
 
@@ -6,14 +8,7 @@ import uuid
 
 import pytest
 
-from wiregate.testing import Server
-
-
-@pytest.fixture(scope="session")
-def wiregate_server():
-    """A complete wiregate server in this process (ports picked by the kernel)."""
-    with Server() as server:
-        yield server
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture
