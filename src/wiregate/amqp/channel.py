@@ -410,12 +410,20 @@ class Channel:
             self._redispatch()
 
     def _requeue(self, taken: list) -> None:
+        self._return_to_queues(taken, requeue=True)
+
+    def _return_to_queues(self, taken: list, *, requeue: bool) -> None:
+        """Give unsettled deliveries back, per queue: requeued, or rejected
+        (dead-lettered where the queue says so)."""
         self._release_credit(taken)
         by_queue: dict[Queue, list[Entry]] = {}
         for _tag, (queue, entry, _consumer) in taken:
             by_queue.setdefault(queue, []).append(entry)
         for queue, entries in by_queue.items():
-            queue.requeue(entries)
+            if requeue:
+                queue.requeue(entries)
+            else:
+                queue.reject(entries)
         self._redispatch()
 
     def _redispatch(self) -> None:
@@ -424,16 +432,7 @@ class Channel:
                 queue.dispatch()
 
     def _reject_taken(self, taken: list, requeue: bool) -> None:
-        if requeue:
-            self._requeue(taken)
-            return
-        self._release_credit(taken)
-        by_queue: dict[Queue, list[Entry]] = {}
-        for _tag, (queue, entry, _consumer) in taken:
-            by_queue.setdefault(queue, []).append(entry)
-        for queue, entries in by_queue.items():
-            queue.reject(entries)
-        self._redispatch()
+        self._return_to_queues(taken, requeue=requeue)
 
     def _basic_reject(self, frame: commands.Basic.Reject) -> None:
         taken = self._take_acked(frame.delivery_tag, False, wire.index(60, 90))
