@@ -229,7 +229,7 @@ def health_stub():
     def start(unready):
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
         server.requests, server.unready = [], unready
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         servers.append(server)
         return server, f"http://127.0.0.1:{server.server_address[1]}/api/health"
 
@@ -352,6 +352,21 @@ def test_dockerfile_essentials():
     assert user not in ("0", "root")
     check = _instruction("HEALTHCHECK")
     assert "/api/health" in check and "WIREGATE_HTTP_PORT" in check
+
+
+def test_build_context_holds_what_pip_install_reads():
+    # docker-py's implementation of .dockerignore matching (docker-py comes with testcontainers).
+    build = pytest.importorskip("docker.utils.build")
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    context = {f for f in build.exclude_paths(str(ROOT), patterns) if (ROOT / f).is_file()}
+    sources = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "src").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and not any(p.endswith(".egg-info") for p in path.parts)
+    }
+    assert context == sources | {"pyproject.toml", "README.md", ".dockerignore"}
+    assert "src/wiregate/testing/tls/localhost.crt" in context  # package data too
 
 
 def test_hadolint():
