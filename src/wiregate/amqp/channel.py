@@ -134,6 +134,8 @@ class Channel:
         self.tx: list[tuple[str, Any]] | None = None
         self.last_queue: str | None = None
         self.reply_consumer: ReplyConsumer | None = None
+        #: a fault rule nacks the message being published (see amqp/faults.py)
+        self.fault_nack = False
         # content assembly
         self._publish: tuple[str, str, bool] | None = None
         self._publish_index = wire.BASIC_PUBLISH
@@ -320,6 +322,11 @@ class Channel:
         )
         if self.confirm:
             self.publish_seq += 1
+        if self.fault_nack:
+            self.fault_nack = False
+            if self.confirm:
+                self.conn.send(wire.basic_nack(self.number, self.publish_seq, False))
+            return
         if self.tx is not None:
             self.tx.append(("publish", (exchange, routing_key, mandatory, message)))
             return

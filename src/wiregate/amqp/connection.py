@@ -20,6 +20,7 @@ from wiregate.core import Broker, CoreError
 
 from . import codec, wire
 from .channel import Channel
+from .faults import method_fields
 from .replies import (
     ACCESS_REFUSED,
     CHANNEL_ERROR,
@@ -30,6 +31,7 @@ from .replies import (
     SHUTDOWN_TEXT,
     UNEXPECTED_FRAME,
     AMQPError,
+    channel_error,
     connection_error,
 )
 
@@ -113,6 +115,10 @@ class AMQPConnection:
         self._closed_channels: set[int] = set()
         #: seconds the gateway waits before closing the socket once ``closed``
         self.close_delay = 0.0
+        #: (channel, payload) of a method a fault rule delays; reading waits for it
+        self._held: tuple[int, bytes] | None = None
+        #: the held method is being carried out: fault rules must not see it twice
+        self._fault_pass = False
 
     # ---------------------------------------------------------------- I/O
     def receive_data(self, data: bytes) -> None:
@@ -172,7 +178,7 @@ class AMQPConnection:
         if self._blocked_sent:
             self._blocked_sent = False
             self.send(wire.method(0, wire.CONNECTION_UNBLOCKED))
-        if self.reading_paused:
+        if self.reading_paused and self._held is None:
             self.reading_paused = False
             self._in_receive = True
             try:
@@ -270,6 +276,8 @@ class AMQPConnection:
             if len(payload) < 4:
                 raise connection_error(FRAME_ERROR, "method frame too short")
             index = _u32.unpack_from(payload)[0]
+            if self.broker.faults.active.get("amqp") and self._fault(channel_number, index, payload):
+                return
             if channel_number == 0:
                 self._connection_method(index, payload)
                 return
@@ -311,6 +319,64 @@ class AMQPConnection:
                 raise connection_error(UNEXPECTED_FRAME, f"type {frame_type}, all octets = {codec.erlang_binary(payload)}")
         else:
             raise connection_error(FRAME_ERROR, f"type {frame_type}, all octets = {codec.erlang_binary(payload)}: unknown_frame")
+
+    # ------------------------------------------------------------ faults
+    def _fault(self, channel_number: int, index: int, payload: bytes) -> bool:
+        """Apply the fault rule matching this method, if any; True when it replaces the method."""
+        if self._fault_pass:
+            self._fault_pass = False
+            return False
+        vhost = self.vhost.name if self.vhost is not None else None
+        rule = self.broker.faults.match("amqp", method_fields(index, channel_number, payload, vhost), self.peer)
+        if rule is None or rule.action == "observe":
+            return False
+        action = rule.action
+        options = rule.options
+        if action == "delay":
+            self._held = (channel_number, payload)
+            self.reading_paused = True
+            scheduler = self.broker.scheduler
+            scheduler.call_at(scheduler.now() + options["delay_ms"] / 1000, self._release_held)
+            return True
+        if action == "drop":
+            log.info("connection %s dropped by fault rule %d", self.name, rule.id)
+            self._release()
+            self.closed = True
+            return True
+        if action == "nack":
+            channel = self.channels.get(channel_number)
+            if channel is not None:
+                channel.fault_nack = True
+            return False
+        if action == "close_channel" and channel_number != 0:
+            channel = self.channels.get(channel_number)
+            if channel is None and index == wire.CHANNEL_OPEN:
+                self._open_channel(channel_number, index)
+                channel = self.channels[channel_number]
+            if channel is not None:
+                self._channel_failed(channel, channel_error(options["reply_code"], options["reply_text"], index))
+                return True
+        raise connection_error(options["reply_code"], options["reply_text"], index)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        self.reading_paused = False
+        if held is None or self.closed:
+            return
+        self._in_receive = True
+        try:
+            self._fault_pass = True
+            self._frame(wire.FRAME_METHOD, *held)
+            self._process()
+        except AMQPError as error:
+            self._fail(error)
+        except Exception:
+            log.exception("internal error on AMQP connection %s", self.name)
+            self._fail(connection_error(541, "INTERNAL_ERROR"))
+        finally:
+            self._fault_pass = False
+            self._in_receive = False
+        self.on_wake()
 
     def decode_method(self, index: int, payload: bytes) -> Any:
         if codec.method_class(index) is None:

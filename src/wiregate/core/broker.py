@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from .acls import Acls
+from .faults import Faults
 from .groups import GroupCoordinator
 from .producers import ProducerIds
 from .timers import Scheduler
@@ -43,6 +44,8 @@ class Broker:
         self.connections: set[Any] = set()
         #: why publishers are blocked (memory alarm, or set by a test); None when not
         self.blocked_reason: str | None = None
+        #: fault-injection rules (tests); their listeners survive reset()
+        self.faults = Faults()
 
     def _fresh_entities(self) -> None:
         self.vhosts: dict[str, VHost] = {"/": VHost("/", self.scheduler)}
@@ -91,6 +94,7 @@ class Broker:
 
     def reset(self) -> None:
         """Forget every entity — vhost contents, topics, groups, offsets, ACLs,
-        quotas, dynamic configs — for the next test.  Users, static configs
-        and open connections stay."""
+        quotas, dynamic configs, fault rules — for the next test.  Users,
+        static configs and open connections stay."""
         self._fresh_entities()
+        self.faults.clear()

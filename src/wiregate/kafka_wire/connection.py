@@ -21,6 +21,7 @@ from kio.schema.errors import ErrorCode
 from wiregate.core import Broker
 
 from . import apis  # noqa: F401  (registers the handlers)
+from .faults import error_response, request_fields, with_topic_errors
 from .protocol import MAX_REQUEST_SIZE, ProtocolError, build, decode_request, encode_response, peek_header, response_class
 from .registry import APIS, advertised, supported
 
@@ -121,6 +122,11 @@ class KafkaConnection:
         self._queue: deque[list[Any]] = deque()
         self._deferred: set[Deferred] = set()
         self._in_receive = False
+        #: True while a fault rule delays this connection's next request:
+        #: the gateway stops reading, later requests wait, as behind a slow broker
+        self.reading_paused = False
+        #: the request a delay rule holds back, handled when the delay ends
+        self._held: bytes | None = None
 
     # ---------------------------------------------------------------- I/O
     def receive_data(self, data: bytes) -> None:
@@ -131,9 +137,14 @@ class KafkaConnection:
             self.connection_lost()
             return
         self._buf += data
+        if self.reading_paused:
+            return
+        self._guarded(self._process)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
         self._in_receive = True
         try:
-            self._process()
+            step()
         except ProtocolError as error:
             log.warning("kafka connection %s closed: %s", self.peer, error)
             self._close()
@@ -167,7 +178,7 @@ class KafkaConnection:
         pos = 0
         end = len(buf)
         try:
-            while not self.closed and end - pos >= 4:
+            while not self.closed and not self.reading_paused and end - pos >= 4:
                 size = _size.unpack_from(buf, pos)[0]
                 if size < 8 or size > MAX_REQUEST_SIZE:
                     raise ProtocolError(f"request size {size} outside 8..{MAX_REQUEST_SIZE}")
@@ -179,7 +190,7 @@ class KafkaConnection:
         finally:
             del buf[:pos]
 
-    def _request(self, payload: bytes) -> None:
+    def _request(self, payload: bytes, *, delayed: bool = False) -> None:
         api_key, api_version, correlation_id = peek_header(payload)
         api = APIS.get(api_key)
         if api is None:
@@ -192,10 +203,25 @@ class KafkaConnection:
                 return
             raise ProtocolError(f"unsupported version {api_version} of {api.name}")
         header, request = decode_request(api_key, api_version, payload)
+        client_id = getattr(header, "client_id", None)
+        rule = None
+        if self.broker.faults.active.get("kafka") and not delayed:
+            rule = self.broker.faults.match("kafka", request_fields(api_key, api_version, client_id, request), self.peer)
+            if rule is not None:
+                if rule.action == "delay":
+                    self._hold(payload, rule.options["delay_ms"])
+                    return
+                if rule.action == "drop":
+                    log.info("kafka connection %s: dropped by fault rule %d at %s", self.peer, rule.id, api.name)
+                    self._close()
+                    return
         slot: list[Any] = [correlation_id, None]
         self._queue.append(slot)
-        ctx = RequestContext(self, api_key, api_version, correlation_id, getattr(header, "client_id", None), slot)
-        response = api.handler(ctx, request)
+        ctx = RequestContext(self, api_key, api_version, correlation_id, client_id, slot)
+        if rule is not None and rule.action == "error":
+            response = self._refused(ctx, request, rule.options["error"], rule.match.get("topic"))
+        else:
+            response = api.handler(ctx, request)
         if response is NO_RESPONSE:
             self._queue.remove(slot)
         elif isinstance(response, Deferred):
@@ -203,6 +229,33 @@ class KafkaConnection:
         else:
             slot[1] = encode_response(response, correlation_id)
         self._flush()
+
+    def _refused(self, ctx: RequestContext, request: Any, code: int, topic: str | None) -> Any:
+        if ctx.api_key == 3:
+            return with_topic_errors(APIS[3].handler(ctx, request), code, topic)
+        if ctx.api_key == 0 and request.acks == 0:
+            return NO_RESPONSE
+        return error_response(ctx.response_class, request, code)
+
+    def _hold(self, payload: bytes, delay_ms: float) -> None:
+        # Held like a request still being handled: the connection reads
+        # nothing more until it is answered (Kafka mutes the channel too).
+        self._held = payload
+        self.reading_paused = True
+        self.broker.scheduler.call_at(self.broker.scheduler.now() + delay_ms / 1000, self._release_held)
+
+    def _release_held(self) -> None:
+        payload, self._held = self._held, None
+        self.reading_paused = False
+        if self.closed or payload is None:
+            return
+
+        def step() -> None:
+            self._request(payload, delayed=True)
+            self._process()
+
+        self._guarded(step)
+        self.on_wake()
 
     @staticmethod
     def _unsupported_api_versions(correlation_id: int) -> bytes:

@@ -305,3 +305,92 @@ def iter_records(batch: bytes) -> Iterator[tuple[int, int, bool]]:
         key_length, pos = _varint(data, pos)
         yield offset_delta, header.base_timestamp + timestamp_delta, key_length < 0
         pos = end
+
+
+# ------------------------------------------------------------ whole records
+def decode_records(batch: bytes) -> list[tuple[int, int, bytes | None, bytes | None, list[tuple[str, bytes | None]]]]:
+    """(offset, timestamp ms, key, value, headers) of each record of a stored batch.
+
+    For reading what is stored (``wiregate.testing``); control batches
+    (transaction markers) have no user records and give none.
+    """
+    header = BatchHeader(len(batch), _tail.unpack_from(batch, 21))
+    if header.is_control:
+        return []
+    base = base_offset(batch)
+    log_append = bool(header.attributes & TIMESTAMP_TYPE_BIT)
+    data = decompress(header.codec, bytes(batch[HEADER_SIZE:]))
+    out = []
+    pos = 0
+    for _ in range(header.record_count):
+        length, pos = _varint(data, pos)
+        end = pos + length
+        pos += 1  # attributes
+        timestamp_delta, pos = _varint(data, pos)
+        offset_delta, pos = _varint(data, pos)
+        key, pos = _varbytes(data, pos)
+        value, pos = _varbytes(data, pos)
+        count, pos = _varint(data, pos)
+        headers = []
+        for _ in range(count):
+            name, pos = _varbytes(data, pos)
+            header_value, pos = _varbytes(data, pos)
+            headers.append(((name or b"").decode("utf-8", "replace"), header_value))
+        timestamp = header.max_timestamp if log_append else header.base_timestamp + timestamp_delta
+        out.append((base + offset_delta, timestamp, key, value, headers))
+        pos = end
+    return out
+
+
+def _varbytes(data: bytes, pos: int) -> tuple[bytes | None, int]:
+    length, pos = _varint(data, pos)
+    if length < 0:
+        return None, pos
+    return bytes(data[pos : pos + length]), pos + length
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    value = (value << 1) ^ (value >> 63)
+    while value & ~0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _put_varbytes(out: bytearray, value: bytes | None) -> None:
+    if value is None:
+        _put_varint(out, -1)
+        return
+    _put_varint(out, len(value))
+    out += value
+
+
+def encode_batch(records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]], int]]) -> bytearray:
+    """An uncompressed magic-2 batch of (key, value, headers, timestamp ms) records, base offset 0.
+
+    Not for the Produce path (which stores what clients send): for putting
+    records into a topic from Python (``wiregate.testing``).
+    """
+    body = bytearray()
+    base_timestamp = records[0][3] if records else 0
+    for delta, (key, value, headers, timestamp) in enumerate(records):
+        record = bytearray(b"\x00")
+        _put_varint(record, timestamp - base_timestamp)
+        _put_varint(record, delta)
+        _put_varbytes(record, key)
+        _put_varbytes(record, value)
+        _put_varint(record, len(headers))
+        for name, header_value in headers:
+            _put_varbytes(record, name.encode())
+            _put_varbytes(record, header_value)
+        _put_varint(body, len(record))
+        body += record
+    max_timestamp = max((r[3] for r in records), default=base_timestamp)
+    batch = bytearray(HEADER_SIZE) + body
+    _int64.pack_into(batch, 0, 0)
+    _int32.pack_into(batch, 8, len(batch) - LOG_OVERHEAD)
+    _int32.pack_into(batch, 12, 0)
+    batch[16] = 2
+    _tail.pack_into(batch, 21, 0, len(records) - 1, base_timestamp, max_timestamp, -1, -1, -1, len(records))
+    _uint32.pack_into(batch, 17, crc32c(memoryview(batch)[21:]))
+    return batch
