@@ -100,7 +100,7 @@ class FaultRule:
         return {
             "id": self.id,
             "protocol": self.protocol,
-            **self.match,
+            **{key: value for key, value in self.match.items() if not key.startswith("_")},
             "action": self.action,
             **self.options,
             "times": self.times,
@@ -219,10 +219,12 @@ class Faults:
         if not rules:
             return None
         fired: FaultRule | None = None
+        # Keys starting with "_" are for matching only (Kafka's topic-partition pairs).
+        record = {"peer": peer, **{key: value for key, value in fields.items() if not key.startswith("_")}}
         for rule in list(rules):
             if not rule.matches(fields):
                 continue
-            rule.matched.append({"peer": peer, **fields})
+            rule.matched.append(record)
             if fired is not None:
                 continue
             if rule.after > 0:
@@ -235,7 +237,7 @@ class Faults:
                 if rule.times == 0:
                     self.remove(rule.id)
         if fired is not None:
-            hit = {"rule": fired.id, "protocol": protocol, "peer": peer, "action": fired.action, **fired.options, **_jsonable(fields)}
+            hit = {"rule": fired.id, "protocol": protocol, "action": fired.action, **fired.options, **_jsonable(record)}
             for listener in list(self._listeners):
                 listener(hit)
         return fired
