@@ -13,7 +13,7 @@ import trio
 import wiregate
 from wiregate.gateway.config import Config
 from wiregate.gateway.listeners import ListenError
-from wiregate.gateway.server import Gateway
+from wiregate.gateway.server import Addresses, Gateway
 
 logger = logging.getLogger("wiregate.gateway")
 
@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ``wiregate serve`` prints exactly one line to stdout once every listener
     accepts, e.g. ``wiregate 0.1.0 ready amqp=127.0.0.1:5672,[::1]:5672
-    http=127.0.0.1:15672,[::1]:15672``, and logs to stderr.  SIGINT or
-    SIGTERM shut it down gracefully.
+    http=127.0.0.1:15672,[::1]:15672``, and logs to stderr.  With
+    ``--trace``, one line per decoded frame follows the ready line.  SIGINT
+    or SIGTERM shut it down gracefully.
 
     Args:
         argv: Arguments without the program name; ``sys.argv[1:]`` when
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 after a clean shutdown (or ``--version``), 1 when
-        a listener cannot be opened, 2 for a usage error.
+        a listener (or the ``--trace-file``) cannot be opened, 2 for a usage
+        error.
     """
     parser = _parser()
     try:
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         kafka_configs=tuple(args.kafka_config),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        trace=args.trace,
+        trace_file=args.trace_file,
     )
     logging.basicConfig(
         level=config.log_level.upper(),
@@ -102,6 +106,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     serve.add_argument("--data-dir", type=Path, default=None, help="directory for durable state (not implemented yet)")
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="(default: %(default)s)")
+    serve.add_argument(
+        "--trace",
+        action="store_true",
+        help="print every AMQP frame and Kafka request/response, decoded, one line each on stdout after the ready line "
+        "(coloured on a terminal; NO_COLOR and FORCE_COLOR are honoured); GET /api/trace streams the same as server-sent events",
+    )
+    serve.add_argument(
+        "--trace-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the same trace events as JSON lines to PATH (created or truncated)",
+    )
     return parser
 
 
@@ -119,16 +136,23 @@ def _port(text: str) -> int:
     return port
 
 
+def _print_ready_line(addresses: Addresses) -> None:
+    # Called by the gateway before any --trace line is written.
+    print(f"wiregate {wiregate.__version__} ready {addresses.describe()}", flush=True)
+
+
 async def _serve_until_signal(config: Config) -> int:
-    gateway = Gateway(config)
+    gateway = Gateway(config, on_ready=_print_ready_line)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             try:
-                addresses = await nursery.start(gateway.run)
+                await nursery.start(gateway.run)
             except ListenError as exc:
                 logger.error("%s", exc)
                 return 1
-            print(f"wiregate {wiregate.__version__} ready {addresses.describe()}", flush=True)
+            except OSError as exc:
+                logger.error("cannot open the trace file: %s", exc)
+                return 1
             async for signum in signals:
                 logger.info("received %s", signal.Signals(signum).name)
                 gateway.shutdown()

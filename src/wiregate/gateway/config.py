@@ -38,6 +38,11 @@ class Config:
             ``handshake_timeout``, also 10 s there).
         shutdown_grace: Seconds a graceful shutdown waits for clients to
             acknowledge ``connection.close`` before dropping them.
+        trace: Print every decoded AMQP frame and Kafka request/response to
+            stdout, one readable line each (coloured on a terminal; NO_COLOR
+            and FORCE_COLOR are honoured), after the ready line.
+        trace_file: Write the same trace events as JSON lines to this file
+            (created or truncated).
     """
 
     host: str | None = None
@@ -53,3 +58,5 @@ class Config:
     tls_key: Path | None = None
     handshake_timeout: float = 10.0
     shutdown_grace: float = 1.0
+    trace: bool = False
+    trace_file: Path | None = None

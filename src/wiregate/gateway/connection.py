@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
+
+if TYPE_CHECKING:
+    from wiregate.gateway.trace import Tap
 
 logger = logging.getLogger("wiregate.gateway")
 
@@ -70,6 +73,13 @@ class ConnectionHandler:
         broker: The core broker handed to ``factory``.
         handshake_timeout: Seconds until the handshake must be done, or
             ``None`` when the protocol has no handshake.
+
+    Attributes:
+        tap: The trace tap (:mod:`wiregate.gateway.trace`) fed with every
+            chunk read and written, or ``None`` (tracing off: the only cost
+            is one ``is None`` check per read and per flush).  Set by the
+            gateway's tracer, in the Trio thread.
+        conn_id: The connection's id in the trace, e.g. ``"amqp#3"``.
     """
 
     def __init__(
@@ -99,6 +109,18 @@ class ConnectionHandler:
         now = trio.current_time()
         self._last_received = now
         self._last_sent = now
+        self.tap: Tap | None = None
+        self.conn_id = ""
+
+    @property
+    def protocol_connection(self) -> SansIOConnection | None:
+        """The sans-IO protocol object, once :meth:`run` created it."""
+        return self._conn
+
+    @property
+    def peer_gone(self) -> bool:
+        """True once the client closed the connection or it broke."""
+        return self._peer_gone
 
     async def run(self) -> None:
         """Serve the connection, then release it.
@@ -165,6 +187,8 @@ class ConnectionHandler:
                 # A reset by the peer ends the connection like an EOF does.
                 data = b""
             self._last_received = trio.current_time()
+            if self.tap is not None:
+                self.tap.received(data)
             conn.receive_data(data)
             if check_handshake and getattr(conn, "handshake_done", False):
                 self._handshake_done.set()
@@ -208,6 +232,8 @@ class ConnectionHandler:
             data = conn.heartbeat_frame()  # type: ignore[attr-defined]
         self._heartbeat_due = False
         if data:
+            if self.tap is not None:
+                self.tap.sent(data)
             try:
                 await self.stream.send_all(data)
             except trio.BrokenResourceError:

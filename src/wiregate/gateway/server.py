@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import ssl
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -19,6 +20,7 @@ from wiregate.gateway.config import Config
 from wiregate.gateway.connection import ConnectionFactory, ConnectionHandler
 from wiregate.gateway.http import serve_http
 from wiregate.gateway.listeners import format_endpoint, open_listeners
+from wiregate.gateway.trace import JSONLinesSink, TracePrinter, Tracer
 
 logger = logging.getLogger("wiregate.gateway")
 
@@ -115,18 +117,35 @@ class Gateway:
         gateway.shutdown()   # run() returns once clients are gone
 
     Args:
-        config: What to listen on.
+        config: What to listen on.  ``config.trace`` prints the decoded
+            frame trace to stdout (held back until ``on_ready`` returned),
+            ``config.trace_file`` writes it as JSON lines.
         broker: The core broker to serve; a new ``wiregate.core.Broker``
             when ``None``.
+        on_ready: Called synchronously with the :class:`Addresses` once
+            every listener accepts, before ``task_status.started`` and
+            before any trace line is printed (the command prints its ready
+            line here).
 
     Attributes:
         config: The configuration given.
         broker: The core broker.
         addresses: Where the gateway listens; ``None`` until ready.
         ready: True from the moment every listener accepts until shutdown.
+        tracer: The decoded-frame trace (:class:`wiregate.gateway.trace.Tracer`):
+            ``tracer.add_sink(fn)`` calls ``fn(event)`` in the server's Trio
+            thread for every AMQP frame, Kafka request and response,
+            connection open/close and injected fault; ``remove_sink(fn)``
+            stops it.  Tracing costs nothing while no sink is registered.
     """
 
-    def __init__(self, config: Config, broker: object | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        broker: object | None = None,
+        *,
+        on_ready: Callable[[Addresses], None] | None = None,
+    ) -> None:
         if broker is None:
             broker = Broker()
         # the group coordinator reads this very dict, so update it in place
@@ -137,6 +156,8 @@ class Gateway:
         self.ready = False
         self._handlers: set[ConnectionHandler] = set()
         self._shutdown_requested = trio.Event()
+        self._on_ready = on_ready
+        self.tracer = Tracer(broker)
 
     @property
     def listeners(self) -> list[tuple[str, str, int]]:
@@ -171,7 +192,30 @@ class Gateway:
         Raises:
             wiregate.gateway.ListenError: A listener could not be opened (e.g.
                 the port is in use); nothing is left listening.
+            OSError: ``config.trace_file`` could not be opened.
         """
+        trace_sinks = self._config_trace_sinks()
+        try:
+            await self._run(task_status, trace_sinks)
+        finally:
+            for sink in trace_sinks:
+                self.tracer.remove_sink(sink)
+                close = getattr(sink, "close", None)
+                if close is not None:
+                    close()
+
+    def _config_trace_sinks(self) -> list[Any]:
+        # --trace-file first: opening it may fail, before anything listens.
+        sinks: list[Any] = []
+        if self.config.trace_file is not None:
+            sinks.append(JSONLinesSink(self.config.trace_file))
+        if self.config.trace:
+            sinks.append(TracePrinter(hold=True))
+        for sink in sinks:
+            self.tracer.add_sink(sink)
+        return sinks
+
+    async def _run(self, task_status: trio.TaskStatus[Addresses], trace_sinks: list[Any]) -> None:
         config = self.config
         kafka_factory = kafka_connection_class()
         listeners = {"amqp": await open_listeners(config.host, config.amqp_port)}
@@ -235,6 +279,11 @@ class Gateway:
                     )
                     self.ready = True
                     logger.info("ready %s", self.addresses.describe())
+                    if self._on_ready is not None:
+                        self._on_ready(self.addresses)
+                    for sink in trace_sinks:
+                        if isinstance(sink, TracePrinter):
+                            sink.release()
                     task_status.started(self.addresses)
                     await self._shutdown_requested.wait()
                     # Stop accepting first so that no connection slips in
@@ -257,6 +306,7 @@ class Gateway:
         if not self._shutdown_requested.is_set():
             logger.info("shutting down")
         self._shutdown_requested.set()
+        self.tracer.close()
 
     async def _run_timers(self) -> None:
         # The core records deadlines (message TTL, queue expiry) but never
@@ -315,10 +365,12 @@ class Gateway:
             handshake_timeout=handshake_timeout,
         )
         self._handlers.add(handler)
+        self.tracer.register(handler)
         try:
             await handler.run()
         finally:
             self._handlers.discard(handler)
+            self.tracer.unregister(handler)
 
 
 async def serve(
