@@ -40,6 +40,9 @@ log = logging.getLogger("wiregate.amqp")
 #: RabbitMQ's ?SILENT_CLOSE_DELAY: a client failing the handshake waits this
 #: long before its socket closes (no connection.close is sent)
 SILENT_CLOSE_DELAY = 3.0
+#: connection.close text when the broker is reset under an open connection
+RESET_TEXT = "CONNECTION_FORCED - broker reset: every vhost was emptied for the next test"
+
 SERVER_CHANNEL_MAX = 2047
 SERVER_FRAME_MAX = 131072
 SERVER_HEARTBEAT = 60
@@ -213,6 +216,11 @@ class AMQPConnection:
         self._release()
         self._state = "closing"
         self.send(wire.close(0, reply_code, reply_text, 0))
+
+    def broker_reset(self) -> None:
+        """The broker was emptied (a new test began): close with 320, as for a deleted vhost."""
+        self.shutdown(CONNECTION_FORCED, RESET_TEXT)
+        self.on_wake()
 
     def connection_lost(self) -> None:
         """The socket is gone: release every resource this connection held."""

@@ -94,7 +94,15 @@ class Broker:
 
     def reset(self) -> None:
         """Forget every entity — vhost contents, topics, groups, offsets, ACLs,
-        quotas, dynamic configs, fault rules — for the next test.  Users,
-        static configs and open connections stay."""
+        quotas, dynamic configs, fault rules — for the next test.  Users and
+        static configs stay.
+
+        Open connections that are bound to a vhost (AMQP) are told to go,
+        through their ``broker_reset()``, as RabbitMQ closes the connections
+        of a deleted vhost: their channels, consumers and unacked deliveries
+        belong to the state that is gone.  Kafka connections hold no such
+        state and stay open."""
         self._fresh_entities()
         self.faults.clear()
+        for connection in list(self.connections):
+            connection.broker_reset()

@@ -18,8 +18,10 @@ milliseconds.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,7 +36,7 @@ from . import _state
 from ._faults import Fault, Faults
 from ._state import GroupInfo, MemberInfo, QueueInfo, Record
 
-__all__ = ["Fault", "Faults", "GroupInfo", "MemberInfo", "QueueInfo", "Record", "Server", "server"]
+__all__ = ["AsyncServer", "Fault", "Faults", "GroupInfo", "MemberInfo", "QueueInfo", "Record", "Server", "server"]
 
 T = TypeVar("T")
 
@@ -153,7 +155,9 @@ class Server:
         """Run a synchronous function in the server's thread and return its result.
 
         Use it to change the broker while clients are connected, so that
-        they are woken the same way as by another client.
+        they are woken the same way as by another client.  It may be called
+        from any thread, including one running its own Trio or asyncio loop
+        (it blocks that loop only while ``fn`` runs).
 
         Args:
             fn: The function, e.g. a broker method.
@@ -166,15 +170,63 @@ class Server:
             RuntimeError: The server is not running.
             Exception: Whatever ``fn`` raised.
         """
-        if self._thread is None:
+        thread, token = self._thread, self._token
+        if thread is None or token is None:
             raise RuntimeError("wiregate server is not running")
-        return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+        if threading.current_thread() is thread:
+            return fn(*args)
+        # Not trio.from_thread: it refuses callers that run a Trio loop of
+        # their own (a trio application embedding the server).
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        try:
+            token.run_sync_soon(run)
+        except trio.RunFinishedError:
+            raise RuntimeError("wiregate server is not running") from None
+        return future.result()
 
     def reset(self) -> None:
         """Empty the broker for the next test: no exchanges (but the
         standard ones), queues, topics, groups, offsets or fault rules are
         left.  Connections stay open.  Takes well under a millisecond."""
         self.call(self.broker.reset)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[dict[str, Any]]]:
+        """Record the decoded-frame trace while the block runs.
+
+        ::
+
+            with srv.recording() as events:
+                ...  # clients talk to the server
+            names = [e["name"] for e in events]
+
+        Yields:
+            A list that fills with trace events (dicts, see
+            :mod:`wiregate.gateway.trace`) as frames pass; tracing is on
+            only while some recording (or ``--trace``, or an HTTP
+            subscriber) is active.
+
+        Raises:
+            RuntimeError: The server is not running.
+        """
+        if self._gateway is None:
+            raise RuntimeError("wiregate server is not running")
+        tracer = self._gateway.tracer
+        events: list[dict[str, Any]] = []
+        sink = events.append
+        self.call(tracer.add_sink, sink)
+        try:
+            yield events
+        finally:
+            if self._thread is not None:
+                self.call(tracer.remove_sink, sink)
 
     # ------------------------------------------------------------ declare
     def declare_queue(
@@ -389,6 +441,71 @@ class Server:
             self._gateway = gateway
             self._addresses = addresses
             ready.set()
+
+
+class AsyncServer:
+    """A :class:`Server` for trio and asyncio applications (anyio on either backend).
+
+    ::
+
+        async with wiregate.testing.AsyncServer() as srv:
+            connection = await aio_pika.connect(srv.amqp_url)
+
+    The server still runs in its own thread with its own Trio loop, so it
+    never competes with the application's loop and works the same under
+    trio, asyncio and anyio.  Starting and stopping run in a worker thread,
+    so they never block the caller's loop.  Everything else — URLs, the
+    declaration and inspection methods, :attr:`faults` — is the wrapped
+    :class:`Server`'s (those calls return within a millisecond).
+
+    Args:
+        **kwargs: The arguments of :class:`Server`.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.server = Server(**kwargs)
+
+    async def start(self) -> AsyncServer:
+        """Start listening; return once every listener accepts."""
+        await _off_loop(self.server.start)
+        return self
+
+    async def stop(self) -> None:
+        """Shut down gracefully (see :meth:`Server.stop`)."""
+        await _off_loop(self.server.stop)
+
+    async def __aenter__(self) -> AsyncServer:
+        if self.server._thread is None:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.server, name)
+
+    def __repr__(self) -> str:
+        return repr(self.server).replace("Server", "AsyncServer", 1)
+
+
+async def _off_loop(fn: Callable[[], Any]) -> Any:
+    """Run a blocking call in a worker thread of whichever async library is running."""
+    import sniffio
+
+    library = sniffio.current_async_library()
+    if library == "trio":
+        return await trio.to_thread.run_sync(fn)
+    if library == "asyncio":
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, fn)
+    raise RuntimeError(f"AsyncServer needs trio or asyncio, not {library}")
 
 
 def server(**kwargs: Any) -> Server:
