@@ -44,7 +44,7 @@ class FakeConsumer:
         """Acknowledge one delivery (the oldest by default), as a channel does."""
         entry = entry if entry is not None else self.unacked[0]
         self.unacked.remove(entry)
-        queue.settle(1)
+        queue.settle([entry])
         queue.dispatch()
 
     def reject_requeue(self, queue, entries) -> None:
@@ -92,7 +92,7 @@ def test_get_with_ack_counts_unacked_not_ready(queue) -> None:
     assert entry.message.body == b"1"
     assert queue.message_count == 1
     assert queue.unacked == 1
-    queue.settle(1)
+    queue.settle([entry])
     assert queue.unacked == 0
     queue.take(ack_required=False)
     assert queue.unacked == 0

@@ -408,11 +408,11 @@ class Channel:
         return freed
 
     def _settle(self, taken: list) -> None:
-        by_queue: dict[Queue, int] = {}
-        for _tag, (queue, _entry, _consumer) in taken:
-            by_queue[queue] = by_queue.get(queue, 0) + 1
-        for queue, count in by_queue.items():
-            queue.settle(count)
+        by_queue: dict[Queue, list[Entry]] = {}
+        for _tag, (queue, entry, _consumer) in taken:
+            by_queue.setdefault(queue, []).append(entry)
+        for queue, entries in by_queue.items():
+            queue.settle(entries)
         if self._release_credit(taken):
             self._redispatch()
 

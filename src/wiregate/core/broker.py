@@ -46,6 +46,8 @@ class Broker:
         self.blocked_reason: str | None = None
         #: fault-injection rules (tests); their listeners survive reset()
         self.faults = Faults()
+        #: the data directory (core/persistence.py); None in memory mode
+        self.persistence: Any = None
 
     def _fresh_entities(self) -> None:
         self.vhosts: dict[str, VHost] = {"/": VHost("/", self.scheduler)}
@@ -90,7 +92,21 @@ class Broker:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = self.vhosts[name] = VHost(name, self.scheduler)
+            vhost.persistence = self.persistence
         return vhost
+
+    def attach_persistence(self, persistence: Any) -> None:
+        """Report every durable change to ``persistence`` from now on (see core/persistence.py).
+
+        Called after recovery has replayed the data directory into this
+        broker, so replaying is not journaled again.
+        """
+        self.persistence = persistence
+        for vhost in self.vhosts.values():
+            vhost.persistence = persistence
+        self.topics.persistence = persistence
+        self.groups.persistence = persistence
+        self.producer_ids.persistence = persistence
 
     def reset(self) -> None:
         """Forget every entity — vhost contents, topics, groups, offsets, ACLs,
@@ -104,5 +120,8 @@ class Broker:
         state and stay open."""
         self._fresh_entities()
         self.faults.clear()
+        if self.persistence is not None:
+            self.persistence.reset()
+            self.attach_persistence(self.persistence)
         for connection in list(self.connections):
             connection.broker_reset()

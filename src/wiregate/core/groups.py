@@ -45,6 +45,7 @@ import enum
 import struct
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 from .timers import Scheduler, Timer
 
 
@@ -472,6 +473,8 @@ class GroupCoordinator:
 
     def __init__(self, scheduler: Scheduler, configs: Mapping[str, str] | None = None) -> None:
         self.scheduler = scheduler
+        #: the data directory's journal (core/persistence.py); None in memory mode
+        self.persistence: Any = None
         self.configs: Mapping[str, str] = configs if configs is not None else {}
         self.groups: dict[str, Group] = {}
         self._heartbeats: dict[tuple[str, str], Timer] = {}
@@ -1011,15 +1014,31 @@ class GroupCoordinator:
         limit = self.config_int("offset.metadata.max.bytes")
         now = self.wall_ms()
         errors = []
+        stored = []
         for commit in offsets:
             if commit.metadata is not None and len(commit.metadata) > limit:
                 errors.append(GroupError.OFFSET_METADATA_TOO_LARGE)
                 continue
-            group.offsets[(commit.topic, commit.partition)] = CommittedOffset(
-                commit.offset, commit.leader_epoch, commit.metadata or "", now
-            )
+            committed = CommittedOffset(commit.offset, commit.leader_epoch, commit.metadata or "", now)
+            group.offsets[(commit.topic, commit.partition)] = committed
+            stored.append((commit.topic, commit.partition, committed))
             errors.append(GroupError.NONE)
+        if stored and self.persistence is not None:
+            self.persistence.journal(("groups", "restore_offsets", (group_id, stored)))
         return errors
+
+    def restore_offsets(self, group_id: str, stored: list[tuple[str, int, CommittedOffset]]) -> None:
+        """Put back committed offsets (journal replay); the group is created Empty when missing."""
+        group = self._get_or_create(group_id)
+        for topic, partition, committed in stored:
+            group.offsets[(topic, partition)] = committed
+
+    def forget_offsets(self, group_id: str, keys: list[tuple[str, int]]) -> None:
+        """Drop committed offsets (journal replay of OffsetDelete)."""
+        group = self.groups.get(group_id)
+        if group is not None:
+            for key in keys:
+                group.offsets.pop(key, None)
 
     @staticmethod
     def _validate_offset_commit(group: Group, member_id: str, instance_id: str | None, generation_id: int) -> GroupError:
@@ -1067,6 +1086,8 @@ class GroupCoordinator:
                 continue
             for partition in partitions:
                 group.offsets.pop((topic, partition), None)
+            if self.persistence is not None:
+                self.persistence.journal(("groups", "forget_offsets", (group_id, [(topic, p) for p in partitions])))
             results.append([GroupError.NONE] * len(partitions))
         return GroupError.NONE, results
 
@@ -1088,6 +1109,8 @@ class GroupCoordinator:
             if error is GroupError.NONE:
                 assert group is not None
                 self._delete(group)
+                if self.persistence is not None:
+                    self.persistence.journal(("groups", "delete_groups", ([group_id],)))
             results.append((group_id, error))
         return results
 

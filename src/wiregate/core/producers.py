@@ -21,6 +21,7 @@ Kafka 4.0's rules (``ProducerStateEntry``, ``ProducerAppendInfo`` and
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from .errors import CoreError
 
@@ -44,11 +45,19 @@ class ProducerIds:
 
     def __init__(self, first: int = 0) -> None:
         self._next = first
+        #: the data directory's journal (core/persistence.py); None in memory mode
+        self.persistence: Any = None
 
     def allocate(self) -> int:
         producer_id = self._next
         self._next += 1
+        if self.persistence is not None:
+            self.persistence.journal(("producer_ids", "skip_past", (producer_id,)))
         return producer_id
+
+    def skip_past(self, producer_id: int) -> None:
+        """Never hand out ``producer_id`` or a lower id again (journal replay)."""
+        self._next = max(self._next, producer_id + 1)
 
 
 class BatchMetadata:

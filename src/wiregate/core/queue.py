@@ -208,6 +208,9 @@ class Queue:
         self.expires: float | None = int(expires) / 1000 if expires is not None else None
         self.unacked = 0
         self.deleted = False
+        #: where a durable queue's persistent messages are journaled (a data
+        #: directory is in use); None otherwise.  See core/persistence.py.
+        self.store: Any = None
         self._next_seq = 0
         self._registered: list[Consumer] = []
         self._groups: dict[int, deque[Consumer]] = {}
@@ -277,6 +280,8 @@ class Queue:
         entry = Entry(self._next_seq, message, now + ttl if ttl is not None else None, priority)
         self._next_seq += 1
         self.ready.append(entry)
+        if self.store is not None and message.persistent:
+            self.store.add(entry)
         if self._registered:
             # a message with TTL 0 still goes to a consumer that is ready now
             self.dispatch(expire=False)
@@ -293,6 +298,8 @@ class Queue:
             or (self.max_length_bytes is not None and ready.bytes > self.max_length_bytes)
         ):
             entry = ready.popleft()
+            if self.store is not None:
+                self.store.remove(entry)
             self.vhost.dead_letter(self, entry.message, "maxlen")
 
     def requeue(self, entries: Iterable[Entry]) -> None:
@@ -320,6 +327,8 @@ class Queue:
         for entry in returned:
             entry.returns += 1
             if self.delivery_limit is not None and entry.returns > self.delivery_limit:
+                if self.store is not None:
+                    self.store.remove(entry)
                 self.vhost.dead_letter(self, entry.message, "delivery_limit")
             else:
                 kept.append(entry)
@@ -331,15 +340,22 @@ class Queue:
             return {"x-delivery-count": entry.returns}
         return None
 
-    def settle(self, count: int = 1) -> None:
-        """Forget ``count`` acknowledged deliveries."""
-        self.unacked -= count
+    def settle(self, entries: list[Entry]) -> None:
+        """Forget acknowledged deliveries."""
+        self.unacked -= len(entries)
+        store = self.store
+        if store is not None:
+            for entry in entries:
+                store.remove(entry)
 
     def reject(self, entries: Iterable[Entry]) -> None:
         """Drop rejected deliveries (no requeue): settle and dead-letter them."""
         entries = list(entries)
         self.unacked -= len(entries)
+        store = self.store
         for entry in entries:
+            if store is not None:
+                store.remove(entry)
             self.vhost.dead_letter(self, entry.message, "rejected")
 
     def take(self, ack_required: bool) -> Entry | None:
@@ -352,11 +368,16 @@ class Queue:
         entry.delivery_count += 1
         if ack_required:
             self.unacked += 1
+        if self.store is not None:
+            self.store.handed_out(entry, ack_required)
         self._arm_ttl()
         return entry
 
     def purge(self) -> int:
         count = len(self.ready)
+        if self.store is not None:
+            for entry in self.ready:
+                self.store.remove(entry)
         self.ready.clear()
         return count
 
@@ -376,6 +397,8 @@ class Queue:
             if head.expires_at is None or head.expires_at > now:
                 break
             ready.popleft()
+            if self.store is not None:
+                self.store.remove(head)
             self.vhost.dead_letter(self, head.message, "expired")
         self._arm_ttl()
 
@@ -493,6 +516,8 @@ class Queue:
                     entry.delivery_count += 1
                     if consumer.ack_required:
                         self.unacked += 1
+                    if self.store is not None:
+                        self.store.handed_out(entry, consumer.ack_required)
                     group.append(consumer)
                     consumer.deliver(self, entry)
                     delivered = True
@@ -517,6 +542,8 @@ class Queue:
             entry.delivery_count += 1
             if consumer.ack_required:
                 self.unacked += 1
+            if self.store is not None:
+                self.store.handed_out(entry, consumer.ack_required)
             consumer.deliver(self, entry)
             delivered = True
         if delivered:

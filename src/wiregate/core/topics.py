@@ -25,6 +25,8 @@ class Partition:
         self.waiters: set[Callable[[], None]] = set()
         #: idempotent producer state: producer id -> recent batches (see producers.py)
         self.producers: dict[int, Any] = {}
+        #: the partition's segment files in a data directory (core/persistence.py); None in memory mode
+        self.store: Any = None
 
     @property
     def high_watermark(self) -> int:
@@ -51,6 +53,8 @@ class Partition:
             The batch's base offset.
         """
         base = self.log.append(payload, timestamp=timestamp, chunk=self.log.next_offset, count=count, size=len(payload))
+        if self.store is not None:
+            self.store.append(base, count, payload, timestamp)
         self.notify()
         return base
 
@@ -58,6 +62,8 @@ class Partition:
         """Move the log start offset up to ``offset`` (Kafka's DeleteRecords); returns the new start."""
         if offset > self.log.start_offset:
             self.log.truncate_before(offset)
+            if self.store is not None:
+                self.store.start_moved(self.log.start_offset)
         return self.log.start_offset
 
 
@@ -72,10 +78,24 @@ class Topic:
         self.configs: dict[str, str] = dict(configs or {})
         self.partitions: list[Partition] = [Partition(self, i) for i in range(partitions)]
         self.deleted = False
+        #: the data directory's journal (core/persistence.py); None in memory mode
+        self.persistence: Any = None
+
+    def set_configs(self, configs: dict[str, str]) -> None:
+        """Replace the topic-level config overrides (AlterConfigs)."""
+        self.configs.clear()
+        self.configs.update(configs)
+        if self.persistence is not None:
+            self.persistence.journal(("topics", "set_configs", (self.name, dict(configs))))
 
     def add_partitions(self, total: int) -> None:
-        for index in range(len(self.partitions), total):
+        first = len(self.partitions)
+        for index in range(first, total):
             self.partitions.append(Partition(self, index))
+        if self.persistence is not None and total > first:
+            self.persistence.journal(("topics", "add_partitions", (self.name, total)))
+            for partition in self.partitions[first:]:
+                partition.store = self.persistence.partition_store(partition)
 
 
 class Topics:
@@ -84,6 +104,8 @@ class Topics:
     def __init__(self) -> None:
         self.by_name: dict[str, Topic] = {}
         self.by_id: dict[uuid.UUID, Topic] = {}
+        #: the data directory's journal (core/persistence.py); None in memory mode
+        self.persistence: Any = None
 
     def __contains__(self, name: str) -> bool:
         return name in self.by_name
@@ -91,15 +113,43 @@ class Topics:
     def get(self, name: str) -> Topic | None:
         return self.by_name.get(name)
 
-    def create(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
-        topic = Topic(name, partitions, configs)
+    def create(self, name: str, partitions: int, configs: dict[str, str] | None = None, topic_id: uuid.UUID | None = None) -> Topic:
+        topic = Topic(name, partitions, configs, topic_id)
         self.by_name[name] = topic
         self.by_id[topic.id] = topic
+        persistence = self.persistence
+        if persistence is not None:
+            persistence.journal(("topics", "create", (name, partitions, dict(topic.configs), topic.id)))
+            topic.persistence = persistence
+            for partition in topic.partitions:
+                partition.store = persistence.partition_store(partition)
         return topic
+
+    def add_partitions(self, name: str, total: int) -> None:
+        """Grow a topic by name (journal replay)."""
+        topic = self.by_name.get(name)
+        if topic is not None:
+            topic.add_partitions(total)
+
+    def set_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Replace a topic's config overrides by name (journal replay)."""
+        topic = self.by_name.get(name)
+        if topic is not None:
+            topic.set_configs(configs)
+
+    def delete_named(self, name: str) -> None:
+        """Delete a topic by name if it exists (journal replay)."""
+        topic = self.by_name.get(name)
+        if topic is not None:
+            self.delete(topic)
 
     def delete(self, topic: Topic) -> None:
         topic.deleted = True
         self.by_name.pop(topic.name, None)
         self.by_id.pop(topic.id, None)
+        if topic.persistence is not None:
+            topic.persistence.journal(("topics", "delete_named", (topic.name,)))
+            topic.persistence.topic_deleted(topic)
+            topic.persistence = None
         for partition in topic.partitions:
             partition.notify()

@@ -116,6 +116,8 @@ class VHost:
         self.write_batch = 0
         #: direct reply-to addresses -> the protocol consumer they reach
         self.reply_consumers: dict[str, Any] = {}
+        #: the data directory's journal (see core/persistence.py); None in memory mode
+        self.persistence: Any = None
         for xname, xtype in PREDECLARED_EXCHANGES:
             self.exchanges[xname] = exchange_class(xtype)(self, xname, durable=True)
         # The default exchange exists (it appears in listings) but never binds.
@@ -169,6 +171,8 @@ class VHost:
                 raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
             exchange = cls(self, name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments)
             self.exchanges[name] = exchange
+            if durable and self.persistence is not None:
+                self._journal("declare_exchange", (name, type), dict(durable=True, auto_delete=auto_delete, internal=internal, arguments=arguments))
             return exchange
         what = exchange.describe()
         assert_field_equivalence(exchange.type, type, what, "type")
@@ -189,6 +193,13 @@ class VHost:
         if if_unused and exchange.bindings:
             raise PreconditionFailed(f"{exchange.describe()} in use")
         self._remove_exchange(exchange)
+        if exchange.durable and self.persistence is not None:
+            self._journal("delete_exchange", (name,), {})
+
+    def _journal(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # Replayed at start-up by calling the same method with the same
+        # arguments, so cascades (auto-delete) happen again by themselves.
+        self.persistence.journal(("vhost", self.name, method, args, kwargs))
 
     def _remove_exchange(self, exchange: Exchange) -> None:
         del self.exchanges[exchange.name]
@@ -274,6 +285,9 @@ class VHost:
         cls = StreamQueue if queue_type == "stream" else Queue
         queue = cls(self, name, durable=durable, auto_delete=auto_delete, owner=want_owner, arguments=arguments)
         self.queues[name] = queue
+        if durable and self.persistence is not None:
+            self._journal("declare_queue", (name,), dict(durable=True, auto_delete=auto_delete, arguments=arguments))
+            queue.store = self.persistence.queue_store(self.name, queue)
         # every queue is bound to the default exchange under its own name;
         # routing through "" is done by lookup, so no binding is stored
         return queue
@@ -306,7 +320,17 @@ class VHost:
         for exchange in list(self.exchanges.values()):
             if exchange.unbind_destination(queue):
                 self._maybe_auto_delete(exchange)
+        if queue.store is not None:
+            self._journal("delete_queue_named", (queue.name,), {})
+            self.persistence.queue_deleted(self.name, queue)
+            queue.store = None
         return queue.delete()
+
+    def delete_queue_named(self, name: str) -> None:
+        """Delete a queue by name if it exists (journal replay)."""
+        queue = self.queues.get(name)
+        if queue is not None:
+            self.delete_queue(queue)
 
     # ------------------------------------------------------------- bindings
     def _binding_ends(self, exchange_name: str, destination: Queue | Exchange | None, dest_name: str, dest_kind: str) -> Exchange:
@@ -330,6 +354,8 @@ class VHost:
         self.check_exclusive_access(queue, owner)
         self._validate_binding(exchange, arguments)
         exchange.bind(queue, routing_key, arguments)
+        if exchange.durable and queue.durable and self.persistence is not None:
+            self._journal("bind_queue", (queue_name, exchange_name, routing_key, arguments), {})
 
     def unbind_queue(self, queue_name: str, exchange_name: str, routing_key: str, arguments: dict[str, Any] | None = None, *, owner: Any = None) -> None:
         """queue.unbind; like RabbitMQ 3.10, unbinding what does not exist is not an error."""
@@ -341,13 +367,18 @@ class VHost:
             return
         # RabbitMQ 3.10 lets any connection unbind an exclusive queue
         if exchange.unbind(queue, routing_key, arguments):
+            if exchange.durable and queue.durable and self.persistence is not None:
+                self._journal("unbind_queue", (queue_name, exchange_name, routing_key, arguments), {})
             self._maybe_auto_delete(exchange)
 
     def bind_exchange(self, destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None = None) -> None:
         arguments = arguments or {}
         exchange = self._binding_ends(source, self.exchanges.get(destination), destination, "exchange")
         self._validate_binding(exchange, arguments)
-        exchange.bind(self.exchanges[destination], routing_key, arguments)
+        target = self.exchanges[destination]
+        exchange.bind(target, routing_key, arguments)
+        if exchange.durable and target.durable and self.persistence is not None:
+            self._journal("bind_exchange", (destination, source, routing_key, arguments), {})
 
     def unbind_exchange(self, destination: str, source: str, routing_key: str, arguments: dict[str, Any] | None = None) -> None:
         """exchange.unbind; unbinding what does not exist is not an error."""
@@ -359,6 +390,8 @@ class VHost:
         if exchange is None or target is None:
             return
         if exchange.unbind(target, routing_key, arguments):
+            if exchange.durable and target.durable and self.persistence is not None:
+                self._journal("unbind_exchange", (destination, source, routing_key, arguments), {})
             self._maybe_auto_delete(exchange)
 
     @staticmethod

@@ -67,8 +67,7 @@ def alter_resource(
             if topic is None:
                 return ErrorCode.unknown_topic_or_partition, f"The topic '{name}' does not exist."
             if not validate_only:
-                topic.configs.clear()
-                topic.configs.update(new)
+                topic.set_configs(new)
         elif resource_type == configs.BROKER_RESOURCE:
             if name:
                 try:
