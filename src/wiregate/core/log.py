@@ -53,6 +53,22 @@ class Log:
         self.bytes += size
         return base
 
+    def restore(self, payload: Any, *, base_offset: int, timestamp: float, chunk: int, count: int, size: int = 0) -> None:
+        """Put back a batch read from a data directory, at its own base offset.
+
+        Offsets may jump forward (records deleted or compacted away before
+        the restart); a batch that does not lie past the log's end is
+        skipped.
+        """
+        if base_offset < self.next_offset:
+            return
+        if not self._batches and self.start_offset == self.next_offset:
+            self.start_offset = base_offset
+        self._batches.append(Batch(base_offset, count, timestamp, chunk, payload))
+        self._bases.append(base_offset)
+        self.next_offset = base_offset + count
+        self.bytes += size
+
     def truncate_before(self, offset: int) -> None:
         """Make ``offset`` the first readable offset, dropping batches wholly before it.
 
