@@ -450,8 +450,8 @@ def librdkafka_mock() -> Helper:
     return Helper("bench.librdkafka_mock")
 
 
-def null_sink(partitions: int) -> Helper:
-    return Helper("bench.kafka_null_sink", "--partitions", str(partitions))
+def null_sink(partitions: int, record_size: int = 100) -> Helper:
+    return Helper("bench.kafka_null_sink", "--partitions", str(partitions), "--record-size", str(record_size))
 
 
 # --------------------------------------------------------------- the machine

@@ -1,0 +1,709 @@
+"""The probes of ``python -m bench``: each runs wiregate and its peer side by side.
+
+A probe is a function ``probe(ctx) -> None`` that appends :class:`Row`s to
+``ctx.rows``. Peers: a private RabbitMQ 3.10 (compat/rabbitmq.py) for AMQP,
+librdkafka's built-in mock cluster for confluent-kafka, and bench's own null
+Kafka broker for kafka-python. Figures are medians over ``ctx.reps`` rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bench import amqp_pipelined
+from bench.common import (
+    REPO,
+    CpuMeter,
+    Row,
+    WiregateProcess,
+    comm,
+    librdkafka_mock,
+    median,
+    null_sink,
+    pids_named,
+    rss_kb,
+)
+
+BODY = b"b" * 100
+RABBIT = "RabbitMQ 3.10"
+MOCK = "librdkafka mock"
+SINK = "null sink (bench)"
+WARM_TOPIC = "bench-warm-up"
+
+
+# =============================================================== start-up
+def probe_startup(ctx) -> None:
+    """Process start to both protocols answering, for ``wiregate serve`` and ``rabbitmq-server``."""
+    ready, amqp, kafka, stops = [], [], [], []
+    for _ in range(ctx.reps_startup):
+        server = WiregateProcess().start()
+        ready.append(server.ready_seconds)
+        amqp.append(server.ready_amqp)
+        kafka.append(server.ready_kafka)
+        began = time.monotonic()
+        server.stop()
+        stops.append(time.monotonic() - began)
+    rabbit_ready, rabbit_handshake, rabbit_stop = [], [], []
+    if ctx.rabbitmq_enabled:
+        for _ in range(ctx.reps_rabbit_startup):
+            node = ctx.new_rabbitmq()
+            node.start()
+            rabbit_ready.append(node.start_received_seconds)
+            rabbit_handshake.append(node.startup_seconds)
+            began = time.monotonic()
+            node.stop()
+            rabbit_stop.append(time.monotonic() - began)
+    ctx.rows.append(Row(
+        "start-up", "process start → ready (AMQP connection.start + Kafka ApiVersions)", "s", "lower",
+        median(ready), median(rabbit_ready) if rabbit_ready else None, RABBIT, target_abs=0.25,
+        target_text="≤ 0.25 s", note="RabbitMQ: AMQP only (connection.start received)",
+        extra={"wiregate_amqp_s": median(amqp), "wiregate_kafka_s": median(kafka), "wiregate_all_s": ready,
+               "rabbitmq_all_s": rabbit_ready, "rabbitmq_full_handshake_s": rabbit_handshake},
+    ))
+    ctx.rows.append(Row(
+        "start-up", "graceful stop (SIGTERM / rabbitmqctl stop → exit)", "s", "lower",
+        median(stops), median(rabbit_stop) if rabbit_stop else None, RABBIT,
+    ))
+
+
+# =============================================================== embedding
+_IMPORT_AND_START = """
+import json, time
+t0 = time.perf_counter()
+from wiregate.testing import Server
+t1 = time.perf_counter()
+s = Server().start()
+t2 = time.perf_counter()
+s.stop()
+print(json.dumps({"import": t1 - t0, "start": t2 - t1}))
+"""
+
+
+def _fill_amqp(url: str, queues: list[str], messages: int) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    for q in queues:
+        ch.queue_declare(q)
+        for _ in range(messages):
+            ch.basic_publish("", q, BODY)
+    ch.queue_declare(queues[-1], passive=True)
+    conn.close()
+
+
+def probe_embedding(ctx) -> None:
+    """wiregate.testing.Server start/stop in this process, and the per-test reset."""
+    from wiregate.testing import Server
+
+    fresh = []
+    for _ in range(ctx.reps):
+        out = subprocess.run([sys.executable, "-c", _IMPORT_AND_START], capture_output=True, text=True,
+                             timeout=60, check=True, cwd=REPO)
+        fresh.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    Server().start().stop()  # warm: first-use imports
+    starts, stops = [], []
+    for _ in range(ctx.counts(20, 3)):
+        server = Server()
+        t0 = time.perf_counter()
+        server.start()
+        t1 = time.perf_counter()
+        server.stop()
+        starts.append(t1 - t0)
+        stops.append(time.perf_counter() - t1)
+    ctx.rows.append(Row(
+        "embedding", "in-process Server().start() (module imported)", "ms", "lower", median(starts) * 1e3,
+        target_abs=20.0, target_text="≤ 20 ms", note="no peer: RabbitMQ cannot run in-process",
+        extra={"stop_ms": median(stops) * 1e3},
+    ))
+    ctx.rows.append(Row(
+        "embedding", "fresh interpreter: import wiregate.testing + first start", "ms", "lower",
+        median(f["import"] + f["start"] for f in fresh) * 1e3,
+        note=f"import {median(f['import'] for f in fresh) * 1e3:.0f} ms of it",
+        extra={"rounds": fresh},
+    ))
+    queues = [f"bench-reset-{i}" for i in range(5)]
+    per_queue = ctx.counts(100, 10)
+    empty, after = [], []
+    with Server() as server:
+        for _ in range(ctx.counts(200, 20)):
+            t0 = time.perf_counter()
+            server.call(server.broker.reset)
+            empty.append(time.perf_counter() - t0)
+        for _ in range(ctx.counts(10, 2)):
+            _fill_amqp(server.amqp_url, queues, per_queue)
+            t0 = time.perf_counter()
+            server.call(server.broker.reset)
+            after.append(time.perf_counter() - t0)
+    rabbit = []
+    if ctx.rabbitmq_enabled:
+        import pika
+
+        url = ctx.rabbitmq().url
+        for _ in range(ctx.counts(10, 2)):
+            _fill_amqp(url, queues, per_queue)
+            conn = pika.BlockingConnection(pika.URLParameters(url))
+            ch = conn.channel()
+            t0 = time.perf_counter()
+            for q in queues:
+                ch.queue_delete(q)
+            rabbit.append(time.perf_counter() - t0)
+            conn.close()
+    ctx.rows.append(Row(
+        "embedding", f"per-test reset after a test left 5 queues × {per_queue} msgs", "ms", "lower",
+        median(after) * 1e3, median(rabbit) * 1e3 if rabbit else None, RABBIT, target_abs=5.0,
+        target_text="≤ 5 ms",
+        note="wiregate: server.call(broker.reset) (the `wiregate` fixture); RabbitMQ: queue.delete × 5 on an open pika channel",
+        extra={"reset_empty_ms": median(empty) * 1e3},
+    ))
+
+
+# =============================================================== memory
+def _open_idle_amqp(host: str, port: int, n: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(n):
+        sock, _ = amqp_pipelined.connect(host, port)
+        socks.append(sock)
+    return socks
+
+
+def _open_idle_kafka(host: str, port: int, n: int) -> list[socket.socket]:
+    client = b"bench-idle"
+    body = struct.pack(">hhih", 18, 0, 1, len(client)) + client
+    socks = []
+    for _ in range(n):
+        sock = socket.create_connection((host, port))
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        sock.recv(size, socket.MSG_WAITALL)
+        socks.append(sock)
+    return socks
+
+
+def _delta_per_connection(measure: Callable[[], float], open_: Callable[[], list[socket.socket]],
+                          settle: float) -> tuple[float, float, float]:
+    time.sleep(settle)
+    before = measure()
+    socks = open_()
+    time.sleep(settle)
+    after = measure()
+    for sock in socks:
+        sock.close()
+    return before, after, (after - before) / len(socks)
+
+
+def probe_memory(ctx) -> None:
+    """Idle RSS of both servers and RSS per idle AMQP / Kafka connection."""
+    n = ctx.counts(200, 20)
+    settle = 1.0 if not ctx.smoke else 0.2
+    idle, per_amqp, per_kafka = [], [], []
+    for _ in range(ctx.reps):
+        with WiregateProcess() as server:
+            time.sleep(settle)
+            idle.append(server.rss_kb() / 1024)
+            b, a, d = _delta_per_connection(
+                server.rss_kb, lambda: _open_idle_amqp(server.host, server.amqp_port, n), settle)
+            per_amqp.append(d)
+            b, a, d = _delta_per_connection(
+                server.rss_kb, lambda: _open_idle_kafka(server.host, server.kafka_port, n), settle)
+            per_kafka.append(d)
+    rabbit_idle = rabbit_conn = None
+    breakdown: dict[str, Any] = {}
+    if ctx.rabbitmq_enabled:
+        node = ctx.rabbitmq()
+        time.sleep(settle)
+        procs = [(pid, comm(pid), rss_kb(pid)) for pid in node.pids()]
+        beam = node.beam_pids()
+        rabbit_idle = sum(r for pid, _, r in procs if pid in beam) / 1024
+        breakdown = {"processes": [{"pid": p, "name": c, "rss_mib": r / 1024} for p, c, r in procs],
+                     "epmd_rss_mib": sum(rss_kb(p) for p in pids_named("epmd")) / 1024}
+
+        def beam_rss() -> float:
+            return sum(rss_kb(p) for p in node.beam_pids())
+
+        _, _, rabbit_conn = _delta_per_connection(beam_rss, lambda: _open_idle_amqp("127.0.0.1", node.port, n),
+                                                  settle)
+    mock_conn = mock_idle = None
+    with librdkafka_mock() as mock:
+        host, port = mock.address.rsplit(":", 1)
+        mock_idle = rss_kb(mock.pid) / 1024
+        _, _, mock_conn = _delta_per_connection(lambda: rss_kb(mock.pid),
+                                                lambda: _open_idle_kafka(host, int(port), n), settle)
+    ctx.rows.append(Row(
+        "memory", "idle RSS (serve process, just started)", "MiB", "lower", median(idle), rabbit_idle, RABBIT,
+        target_abs=40.0, target_text="≤ 40 MB",
+        note="RabbitMQ: beam.smp + its children (erl_child_setup, inet_gethost); the su/sh wrappers and the shared epmd are not counted (see JSON)",
+        extra={"rabbitmq": breakdown, "wiregate_all_mib": idle},
+    ))
+    ctx.rows.append(Row(
+        "memory", f"RSS per idle AMQP connection (open + channel, {n} connections)", "KiB", "lower",
+        median(per_amqp), rabbit_conn, RABBIT, extra={"wiregate_all_kib": per_amqp},
+    ))
+    ctx.rows.append(Row(
+        "memory", f"RSS per idle Kafka connection (after ApiVersions, {n} connections)", "KiB", "lower",
+        median(per_kafka), mock_conn, MOCK, note=f"mock: RSS of its Python host process ({mock_idle:.0f} MiB idle)",
+        extra={"wiregate_all_kib": per_kafka, "mock_host_idle_mib": mock_idle},
+    ))
+
+
+# =============================================================== pika / aio-pika
+def _pika_round(url: str, n_publish: int, n_confirm: int, meter: Callable[[], CpuMeter]) -> dict[str, Any]:
+    import pika
+
+    queue = "bench-pika"
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    ch = conn.channel()
+    ch.queue_declare(queue)
+    ch.queue_purge(queue)
+    out: dict[str, Any] = {}
+    with meter() as cpu:
+        t0 = time.perf_counter()
+        for _ in range(n_publish):
+            ch.basic_publish("", queue, BODY)
+        ch.queue_declare(queue, passive=True)  # a round trip: everything before it was taken
+        out["publish"] = n_publish / (time.perf_counter() - t0)
+    out["publish_cpu"] = cpu.share
+    confirm = conn.channel()
+    confirm.confirm_delivery()
+    with meter() as cpu:
+        t0 = time.perf_counter()
+        for _ in range(n_confirm):
+            confirm.basic_publish("", queue, BODY)  # waits for its basic.ack
+        out["confirm"] = n_confirm / (time.perf_counter() - t0)
+    out["confirm_cpu"] = cpu.share
+    total = n_publish + n_confirm
+    ch.basic_qos(prefetch_count=500)
+    seen = 0
+
+    def on_message(channel, method, properties, body) -> None:
+        nonlocal seen
+        seen += 1
+        if seen % 100 == 0 or seen == total:
+            channel.basic_ack(method.delivery_tag, multiple=True)
+        if seen == total:
+            channel.stop_consuming()
+
+    with meter() as cpu:
+        t0 = time.perf_counter()
+        ch.basic_consume(queue, on_message)
+        ch.start_consuming()
+        out["consume"] = total / (time.perf_counter() - t0)
+    out["consume_cpu"] = cpu.share
+    ch.queue_delete(queue)
+    conn.close()
+    return out
+
+
+async def _aio_pika_round_async(url: str, n_publish: int, n_confirm: int,
+                                meter: Callable[[], CpuMeter]) -> dict[str, Any]:
+    import aio_pika
+
+    queue_name = "bench-aio-pika"
+    conn = await aio_pika.connect(url)
+    out: dict[str, Any] = {}
+    try:
+        ch = await conn.channel(publisher_confirms=False)
+        queue = await ch.declare_queue(queue_name)
+        await queue.purge()
+        with meter() as cpu:
+            t0 = time.perf_counter()
+            for _ in range(n_publish):
+                await ch.default_exchange.publish(aio_pika.Message(BODY), routing_key=queue_name)
+            await ch.declare_queue(queue_name, passive=True)
+            out["publish"] = n_publish / (time.perf_counter() - t0)
+        out["publish_cpu"] = cpu.share
+        confirm = await conn.channel(publisher_confirms=True)
+        with meter() as cpu:
+            t0 = time.perf_counter()
+            for _ in range(n_confirm):
+                await confirm.default_exchange.publish(aio_pika.Message(BODY), routing_key=queue_name)
+            out["confirm"] = n_confirm / (time.perf_counter() - t0)
+        out["confirm_cpu"] = cpu.share
+        total = n_publish + n_confirm
+        await ch.set_qos(prefetch_count=500)
+        seen = 0
+        with meter() as cpu:
+            t0 = time.perf_counter()
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    seen += 1
+                    if seen % 100 == 0 or seen == total:
+                        await message.ack(multiple=True)
+                    if seen == total:
+                        break
+            out["consume"] = total / (time.perf_counter() - t0)
+        out["consume_cpu"] = cpu.share
+        await queue.delete(if_unused=False, if_empty=False)
+    finally:
+        await conn.close()
+    return out
+
+
+def _aio_pika_round(url, n_publish, n_confirm, meter):
+    return asyncio.run(_aio_pika_round_async(url, n_publish, n_confirm, meter))
+
+
+def _amqp_client_probe(ctx, name: str, round_: Callable, target: float | None) -> None:
+    n_publish, n_confirm = ctx.counts(20000, 200), ctx.counts(4000, 50)
+    results: dict[str, list[dict]] = {"wiregate": [], "rabbitmq": []}
+    with ctx.wiregate(name) as server:
+        for _ in range(ctx.reps):
+            results["wiregate"].append(round_(server.amqp_url, n_publish, n_confirm, server.cpu_meter))
+    if ctx.rabbitmq_enabled:
+        node = ctx.rabbitmq()
+        for _ in range(ctx.reps):
+            results["rabbitmq"].append(round_(node.url, n_publish, n_confirm,
+                                              lambda: CpuMeter(node.beam_pids)))
+    labels = {
+        "publish": f"publish, no confirms ({n_publish} × 100 B)",
+        "confirm": f"publish, per-message confirm ({n_confirm} × 100 B)",
+        "consume": f"consume, manual ack (prefetch 500, ack multiple /100; {n_publish + n_confirm} msgs)",
+    }
+    for key, label in labels.items():
+        wg = results["wiregate"]
+        rb = results["rabbitmq"]
+        ctx.rows.append(Row(
+            name, label, "msg/s", "higher", median(r[key] for r in wg),
+            median(r[key] for r in rb) if rb else None, RABBIT,
+            target_ratio=target, target_text=f"≥ {target}× RabbitMQ" if target else None,
+            extra={"wiregate_all": [r[key] for r in wg], "peer_all": [r[key] for r in rb],
+                   "server_cpu": median(r[key + "_cpu"] for r in wg),
+                   "peer_server_cpu": median(r[key + "_cpu"] for r in rb) if rb else None},
+        ))
+
+
+def probe_pika(ctx) -> None:
+    """Unmodified pika BlockingConnection against both brokers."""
+    _amqp_client_probe(ctx, "pika", _pika_round, 1.2)
+
+
+def probe_aio_pika(ctx) -> None:
+    """aio-pika against both brokers (no target of its own: the issue sets pika's)."""
+    _amqp_client_probe(ctx, "aio-pika", _aio_pika_round, None)
+
+
+# =============================================================== pipelined
+def probe_pipelined(ctx) -> None:
+    """The raw-frame generator: flood throughput, and latency at a fixed rate."""
+    messages = ctx.counts(300_000, 5_000)
+    publishers, consumers = ctx.pipelined_procs
+    rate = ctx.counts(10_000, 2_000)
+    paced_n = ctx.counts(30_000, 1_000)
+    results: dict[str, dict[str, list]] = {}
+
+    def rounds(url: str, meter: Callable[[], CpuMeter]) -> dict[str, list]:
+        out: dict[str, list] = {"flood": [], "paced": [], "cpu": []}
+        for _ in range(ctx.reps):
+            with meter() as cpu:
+                out["flood"].append(amqp_pipelined.run(url, messages, publishers, consumers))
+            out["cpu"].append(cpu.share)
+            out["paced"].append(amqp_pipelined.run(url, paced_n, publishers, consumers, rate=rate))
+        return out
+
+    with ctx.wiregate("pipelined") as server:
+        results["wiregate"] = rounds(server.amqp_url, server.cpu_meter)
+    if ctx.rabbitmq_enabled:
+        node = ctx.rabbitmq()
+        results["rabbitmq"] = rounds(node.url, lambda: CpuMeter(node.beam_pids))
+    wg, rb = results["wiregate"], results.get("rabbitmq")
+
+    def med(side, phase, key):
+        return median(r[key] for r in side[phase]) if side else None
+
+    gen_cpu = median(r["generator_cpu_s"] / r["seconds"] for r in wg["flood"])
+    ctx.rows.append(Row(
+        "pipelined", f"end to end, flood ({messages} × 100 B, {publishers} publisher + {consumers} consumer processes)",
+        "msg/s", "higher", med(wg, "flood", "msg_per_s"), med(rb, "flood", "msg_per_s"), RABBIT,
+        target_abs=100_000, target_ratio=1.0, target_text="≥ 100 000 msg/s and ≥ 1.0× RabbitMQ",
+        extra={"wiregate_all": wg["flood"], "peer_all": rb["flood"] if rb else None,
+               "server_cpu": median(wg["cpu"]), "peer_server_cpu": median(rb["cpu"]) if rb else None,
+               "generator_cpu": gen_cpu,
+               "flood_p50_ms": med(wg, "flood", "p50_ms"), "flood_p99_ms": med(wg, "flood", "p99_ms"),
+               "peer_flood_p50_ms": med(rb, "flood", "p50_ms"), "peer_flood_p99_ms": med(rb, "flood", "p99_ms")},
+    ))
+    for q in ("p50", "p99"):
+        ctx.rows.append(Row(
+            "pipelined", f"publish → deliver latency {q} at {rate} msg/s (paced)", "ms", "lower",
+            med(wg, "paced", f"{q}_ms"), med(rb, "paced", f"{q}_ms"), RABBIT,
+            extra={"wiregate_all": [r[f"{q}_ms"] for r in wg["paced"]],
+                   "peer_all": [r[f"{q}_ms"] for r in rb["paced"]] if rb else None},
+        ))
+
+
+# =============================================================== Kafka
+def _ck_produce(bootstrap: str, topic: str, n: int, size: int) -> float:
+    import confluent_kafka
+
+    errors = []
+    producer = confluent_kafka.Producer({
+        "bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+        "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 4_000_000,
+        "delivery.report.only.error": True,
+        "on_delivery": lambda err, msg: errors.append(err) if err else None,
+    })
+    body = b"k" * size
+    producer.produce(WARM_TOPIC, body, partition=0)  # connects; the measured topic gets exactly n records
+    producer.flush(30)
+    producer.list_topics(topic, timeout=10)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        try:
+            producer.produce(topic, body)
+        except BufferError:
+            producer.poll(0.01)
+            producer.produce(topic, body)
+    left = producer.flush(120)
+    elapsed = time.perf_counter() - t0
+    if left or errors:
+        raise RuntimeError(f"confluent-kafka produce: {left} undelivered, errors {errors[:3]}")
+    return n / elapsed
+
+
+def _ck_consume_pass(bootstrap: str, topic: str, partitions: int, n: int) -> tuple[int, float]:
+    """One fresh consumer reads ``n`` records from the beginning; returns (records, seconds)."""
+    import confluent_kafka
+
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+    })
+    consumer.list_topics(topic, timeout=10)  # connected before the clock starts
+    seen = 0
+    t0 = time.perf_counter()
+    consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+                     for p in range(partitions)])
+    deadline = time.monotonic() + 120
+    while seen < n:
+        batch = consumer.consume(min(10000, n - seen), 0.05)
+        for message in batch:
+            if message.error():
+                raise RuntimeError(f"confluent-kafka consume: {message.error()}")
+        seen += len(batch)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"confluent-kafka consume: {seen} of {n}")
+    elapsed = time.perf_counter() - t0
+    consumer.close()
+    return seen, elapsed
+
+
+def _ck_consume(bootstrap: str, topic: str, partitions: int, n: int, passes: int) -> float:
+    """Records/s over ``passes`` fresh consumers, each reading ``n`` records from the beginning."""
+    total = seconds = 0.0
+    for _ in range(passes):
+        got, took = _ck_consume_pass(bootstrap, topic, partitions, n)
+        total += got
+        seconds += took
+    return total / seconds
+
+
+def _ck_retained(bootstrap: str, topic: str, partitions: int) -> int:
+    """Records the broker still holds (librdkafka's mock keeps about 5 MB per partition)."""
+    import confluent_kafka
+
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
+    total = 0
+    for p in range(partitions):
+        low, high = consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=10)
+        total += high - low
+    consumer.close()
+    return total
+
+
+def _ck_partitions(bootstrap: str, topic: str) -> int:
+    """Partitions of ``topic`` (a metadata request for it auto-creates it on the mock)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for _ in range(50):
+        md = admin.list_topics(topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is not None and t.error is None and t.partitions:
+            return len(t.partitions)
+        time.sleep(0.1)
+    raise RuntimeError(f"topic {topic} did not appear")
+
+
+def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+
+
+def probe_kafka_confluent(ctx) -> None:
+    """confluent-kafka produce (acks=all, linger.ms 5) and consume: wiregate vs librdkafka's mock.
+
+    The mock auto-creates topics (4 partitions) and keeps only about 5 MB per
+    partition, dropping the oldest records: consumers read what it retained
+    (the same count on wiregate, whose topic gets as many partitions), in as
+    many passes (fresh consumers) as it takes to read about as many records
+    as were produced.
+    """
+    sizes = {100: ctx.counts(200_000, 2_000), 1024: ctx.counts(50_000, 500)}
+    res: dict[tuple[str, int], dict[str, list]] = {}
+    partitions = 1
+    consume_n: dict[int, int] = {}
+    passes: dict[int, int] = {}
+    with librdkafka_mock() as mock:
+        for size, n in sizes.items():
+            side = res.setdefault(("mock", size), {"produce": [], "consume": []})
+            for rep in range(ctx.reps):
+                topic = f"bench-ck-{size}-{rep}"
+                partitions = _ck_partitions(mock.address, topic)
+                side["produce"].append(_ck_produce(mock.address, topic, n, size))
+                if size not in consume_n:
+                    consume_n[size] = min(n, _ck_retained(mock.address, topic, partitions))
+                    passes[size] = max(1, round(n / consume_n[size]))
+                side["consume"].append(_ck_consume(mock.address, topic, partitions, consume_n[size], passes[size]))
+    with ctx.wiregate("kafka_confluent") as server:
+        _create_topic(server.bootstrap, WARM_TOPIC, 1)
+        for size, n in sizes.items():
+            side = res.setdefault(("wiregate", size), {"produce": [], "consume": [], "pcpu": [], "ccpu": []})
+            for rep in range(ctx.reps):
+                topic = f"bench-ck-{size}-{rep}"
+                _create_topic(server.bootstrap, topic, partitions)
+                with server.cpu_meter() as cpu:
+                    side["produce"].append(_ck_produce(server.bootstrap, topic, n, size))
+                side["pcpu"].append(cpu.share)
+                with server.cpu_meter() as cpu:
+                    side["consume"].append(_ck_consume(server.bootstrap, topic, partitions, consume_n[size],
+                                                       passes[size]))
+                side["ccpu"].append(cpu.share)
+    for size, n in sizes.items():
+        wg, mk = res[("wiregate", size)], res[("mock", size)]
+        for op, cpu_key in (("produce", "pcpu"), ("consume", "ccpu")):
+            if op == "produce":
+                label, note = f"produce {n} × {size} B records ({partitions} partitions)", "acks=all, linger.ms=5"
+            else:
+                label = f"consume {passes[size]} × {consume_n[size]} × {size} B records ({partitions} partitions)"
+                note = ("fresh consumer per pass, assign from the beginning, broker connection up before the clock; "
+                        "passes × the records the mock retained")
+            ctx.rows.append(Row(
+                "kafka-confluent", label, "rec/s", "higher",
+                median(wg[op]), median(mk[op]), MOCK, target_ratio=1.0, target_text="≥ 1.0× mock", note=note,
+                extra={"wiregate_all": wg[op], "peer_all": mk[op], "server_cpu": median(wg[cpu_key])},
+            ))
+
+
+def _kp_produce(bootstrap: str, topic: str, n: int, size: int) -> float:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    body = b"k" * size
+    producer.send(WARM_TOPIC, body, partition=0).get(30)  # connects; the measured topic gets exactly n records
+    producer.partitions_for(topic)
+    t0 = time.perf_counter()
+    futures = [producer.send(topic, body) for _ in range(n)]
+    producer.flush(120)
+    elapsed = time.perf_counter() - t0
+    futures[-1].get(1)
+    failed = sum(1 for f in futures if f.failed())
+    producer.close()
+    if failed:
+        raise RuntimeError(f"kafka-python produce: {failed} failed")
+    return n / elapsed
+
+
+def _kp_consume(bootstrap: str, topic: str, n: int) -> float:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+    consumer.partitions_for_topic(topic)  # connected before the clock starts
+    tp = TopicPartition(topic, 0)
+    seen = 0
+    t0 = time.perf_counter()
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    deadline = time.monotonic() + 120
+    while seen < n:
+        batch = consumer.poll(timeout_ms=50, max_records=min(10000, n - seen))
+        seen += sum(len(v) for v in batch.values())
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"kafka-python consume: {seen} of {n}")
+    elapsed = time.perf_counter() - t0
+    consumer.close()
+    return seen / elapsed
+
+
+def probe_kafka_python(ctx) -> None:
+    """kafka-python produce and consume: wiregate vs the null sink (kafka-python cannot bootstrap the mock)."""
+    sizes = {100: ctx.counts(30_000, 1_000), 1024: ctx.counts(10_000, 300)}
+    res: dict[tuple[str, int], dict[str, list]] = {}
+    for size, n in sizes.items():
+        with null_sink(1, size) as sink:
+            side = res.setdefault(("sink", size), {"produce": [], "consume": []})
+            for rep in range(ctx.reps):
+                topic = f"bench-kp-{size}-{rep}"
+                side["produce"].append(_kp_produce(sink.address, topic, n, size))
+                side["consume"].append(_kp_consume(sink.address, topic, n))
+    with ctx.wiregate("kafka_python") as server:
+        _create_topic(server.bootstrap, WARM_TOPIC, 1)
+        for size, n in sizes.items():
+            side = res.setdefault(("wiregate", size), {"produce": [], "consume": [], "pcpu": [], "ccpu": []})
+            for rep in range(ctx.reps):
+                topic = f"bench-kp-{size}-{rep}"
+                _create_topic(server.bootstrap, topic, 1)
+                with server.cpu_meter() as cpu:
+                    side["produce"].append(_kp_produce(server.bootstrap, topic, n, size))
+                side["pcpu"].append(cpu.share)
+                with server.cpu_meter() as cpu:
+                    side["consume"].append(_kp_consume(server.bootstrap, topic, n))
+                side["ccpu"].append(cpu.share)
+    for size, n in sizes.items():
+        wg, sk = res[("wiregate", size)], res[("sink", size)]
+        for op, cpu_key in (("produce", "pcpu"), ("consume", "ccpu")):
+            ctx.rows.append(Row(
+                "kafka-python", f"{op} {n} × {size} B records (1 partition)", "rec/s", "higher",
+                median(wg[op]), median(sk[op]), SINK + (" (as source)" if op == "consume" else ""),
+                target_ratio=0.9 if op == "produce" else None,
+                target_text="≥ 0.9× null sink" if op == "produce" else None,
+                note="acks=all, linger_ms=5" if op == "produce" else "no target: the sink serves canned batches",
+                extra={"wiregate_all": wg[op], "peer_all": sk[op], "server_cpu": median(wg[cpu_key])},
+            ))
+
+
+# =============================================================== trace (placeholder)
+def probe_trace(ctx) -> None:
+    """PLACEHOLDER — the cost of wiregate's decoded-frame trace while disabled.
+
+    Another engineer is writing the trace and ``bench/trace_overhead.py``.
+    When that module exists and defines ``probe(ctx)`` (appending
+    :class:`bench.common.Row`s to ``ctx.rows``, like the probes here), this
+    probe runs it; until then it records an empty row so the table shows the
+    gap.
+    """
+    spec = importlib.util.find_spec("bench.trace_overhead")
+    if spec is not None:
+        module = importlib.import_module("bench.trace_overhead")
+        if hasattr(module, "probe"):
+            module.probe(ctx)
+            return
+    ctx.rows.append(Row(
+        "trace", "decoded-frame trace, disabled: cost", "%", "lower", None,
+        target_text="noise", note="PLACEHOLDER: to be filled by bench/trace_overhead.py (not written yet)",
+    ))
+
+
+PROBES: dict[str, Callable] = {
+    "startup": probe_startup,
+    "embedding": probe_embedding,
+    "memory": probe_memory,
+    "pika": probe_pika,
+    "aio_pika": probe_aio_pika,
+    "pipelined": probe_pipelined,
+    "kafka_confluent": probe_kafka_confluent,
+    "kafka_python": probe_kafka_python,
+    "trace": probe_trace,
+}
