@@ -34,6 +34,12 @@ class DecodeError(ValueError):
     """The bytes do not form a valid method or table."""
 
 
+class Timestamp(int):
+    """A 'T' value too large for ``datetime`` (seconds after year 9999); encoded back as 'T'."""
+
+    type_name = "timestamp"
+
+
 _s8 = struct.Struct(">b")
 _u8 = struct.Struct(">B")
 _s16 = struct.Struct(">h")
@@ -89,7 +95,11 @@ def decode_value(data: bytes, pos: int) -> tuple[Any, int]:
         return decimal.Decimal(unscaled).scaleb(-scale), pos + 5
     if kind == 0x54:  # 'T'
         seconds = _u64.unpack_from(data, pos)[0]
-        return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc), pos + 8
+        try:
+            return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc), pos + 8
+        except (OverflowError, OSError, ValueError):
+            # past year 9999: RabbitMQ keeps any 64-bit value, so do we
+            return Timestamp(seconds), pos + 8
     if kind == 0x46:  # 'F'
         return decode_table(data, pos)
     if kind == 0x41:  # 'A'
@@ -228,6 +238,7 @@ _CODE_BY_TYPE_NAME = {
     "long": (b"l", _s64),
     "float": (b"f", _f32),
     "double": (b"d", _f64),
+    "timestamp": (b"T", _u64),
 }
 
 

@@ -436,6 +436,11 @@ class AMQPConnection:
         """A hard error: connection.close with the code, drop everything else."""
         log.warning("connection %s closed: %d %s", self.name, error.code, error.text)
         self._release()
+        if self._state == "closing":
+            # connection.close is out already (only framing can fail now):
+            # nothing may follow it, and the stream is out of step
+            self.closed = True
+            return
         if self._state in ("header", "start_ok") and error.code != ACCESS_REFUSED:
             self.closed = True
             return

@@ -429,7 +429,8 @@ class VHost:
             alternate = current.arguments.get("alternate-exchange")
             if not isinstance(alternate, (str, bytes)):
                 break
-            current = self.exchanges.get(alternate.decode() if isinstance(alternate, bytes) else alternate)
+            # a name that is not UTF-8 names no exchange (names are decoded strictly)
+            current = self.exchanges.get(alternate.decode("utf-8", "replace") if isinstance(alternate, bytes) else alternate)
         return queues
 
     def _route_into(self, exchange: Exchange, routing_key: str, message: Message, queues: list[Queue], visited: set[Any]) -> None:
