@@ -223,12 +223,14 @@ def test_port_in_use_exits_1_with_one_error_line(tmp_path: Path, server: wiregat
     assert len(errors) == 1 and f"cannot listen on 127.0.0.1:{server.amqp_port}" in errors[0]
 
 
-def test_data_dir_is_accepted(tmp_path: Path) -> None:
-    server = start_serve(tmp_path, "--host", "127.0.0.1", "--amqp-port", "0", "--http-port", "0", "--data-dir", str(tmp_path))
+def test_data_dir_is_recovered_and_logged(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_serve(tmp_path, "--host", "127.0.0.1", "--amqp-port", "0", "--http-port", "0", "--data-dir", str(data), "--fsync", "always")
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=5) == 0
     stop_process(server.proc)
-    assert "persistence is not implemented yet" in server.stderr.read_text()
+    assert f"data dir {data} (fsync always): recovered 0 journal entries, 0 messages, 0 batches" in server.stderr.read_text()
+    assert data.is_dir()
 
 
 # --- the embedded server --------------------------------------------------------

@@ -330,9 +330,35 @@ class Channel:
         if self.tx is not None:
             self.tx.append(("publish", (exchange, routing_key, mandatory, message)))
             return
+        persistence = self.conn.broker.persistence
+        if persistence is None:
+            accepted = self._route(exchange, routing_key, mandatory, message)
+            if self.confirm:
+                self.conn.send((wire.basic_ack if accepted else wire.basic_nack)(self.number, self.publish_seq, False))
+            return
+        before = persistence.sequence
         accepted = self._route(exchange, routing_key, mandatory, message)
         if self.confirm:
-            self.conn.send((wire.basic_ack if accepted else wire.basic_nack)(self.number, self.publish_seq, False))
+            self._send_when_durable(before, (wire.basic_ack if accepted else wire.basic_nack)(self.number, self.publish_seq, False))
+
+    def _send_when_durable(self, before: int, data: bytes) -> None:
+        """Send ``data`` once what was written since ``before`` is durable (--fsync policy).
+
+        A confirm for a persistent message in a durable queue, or a
+        tx.commit-ok, goes out only then, as RabbitMQ confirms after its
+        fsync; with nothing written it goes out at once.
+        """
+        persistence = self.conn.broker.persistence
+        sequence = persistence.sequence
+        if sequence == before or sequence <= persistence.synced:
+            self.conn.send(data)
+            return
+
+        def send() -> None:
+            if self.conn.channels.get(self.number) is self and self.state == "open":
+                self.conn.send(data)
+
+        persistence.when_synced(sequence, send)
 
     def _route(self, exchange: Any, routing_key: str, mandatory: bool, message: Message) -> bool:
         """Deliver to every queue reached; False when a queue refused it (overflow)."""
@@ -708,6 +734,8 @@ class Channel:
         if self.tx is None:
             raise channel_error(PRECONDITION_FAILED, "channel is not transactional", wire.index(90, 20))
         pending, self.tx = self.tx, []
+        persistence = self.conn.broker.persistence
+        before = persistence.sequence if persistence is not None else 0
         acks = []
         for kind, item in pending:
             if kind == "publish":
@@ -721,7 +749,10 @@ class Channel:
             else:
                 taken, requeue = item
                 self._reject_taken(taken, requeue)
-        self.reply(wire.TX_COMMIT_OK)
+        if persistence is None:
+            self.reply(wire.TX_COMMIT_OK)
+        else:
+            self._send_when_durable(before, wire.method(self.number, wire.TX_COMMIT_OK))
 
     def _tx_rollback(self, frame: Any) -> None:
         if self.tx is None:

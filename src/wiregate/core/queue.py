@@ -291,6 +291,26 @@ class Queue:
             self.expire_head(now)
         return True
 
+    def restore(self, message: Message, seq: int, redelivered: bool) -> Entry:
+        """Put back a message read from a data directory, in ``seq`` order.
+
+        TTLs count again from now (the restart), limits are not re-applied
+        (they held when the message was taken), and nothing is dispatched:
+        recovery happens before any client connects.
+        """
+        ttl = self.message_ttl
+        if message.expiration is not None:
+            per_message = message.expiration / 1000
+            ttl = per_message if ttl is None else min(ttl, per_message)
+        now = self.vhost.scheduler.now()
+        priority = min(message.priority or 0, self.max_priority) if self.max_priority else 0
+        entry = Entry(seq, message, now + ttl if ttl is not None else None, priority)
+        entry.redelivered = redelivered
+        self.ready.append(entry)
+        self._next_seq = max(self._next_seq, seq + 1)
+        self._arm_ttl()
+        return entry
+
     def _drop_over_limit(self) -> None:
         ready = self.ready
         while ready and (

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         kafka_port=args.kafka_port,
         http_port=args.http_port,
         data_dir=args.data_dir,
+        fsync=args.fsync,
         log_level=args.log_level,
         amqps_port=args.amqps_port,
         advertised_host=args.advertised_host,
@@ -67,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if config.data_dir is not None:
-        logger.warning("--data-dir %s accepted, but persistence is not implemented yet: state stays in memory", config.data_dir)
     return trio.run(_serve_until_signal, config)
 
 
@@ -104,7 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--amqps-port", type=_port, default=None, help="AMQP over TLS port, 0 = any (default: no TLS listener)")
     serve.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate for TLS (default: a bundled self-signed test certificate)")
     serve.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
-    serve.add_argument("--data-dir", type=Path, default=None, help="directory for durable state (not implemented yet)")
+    serve.add_argument("--data-dir", type=Path, default=None, help="directory for durable state (default: everything in memory)")
+    serve.add_argument(
+        "--fsync",
+        choices=("always", "batch", "never"),
+        default="batch",
+        help="with --data-dir: fsync every write, group-commit every few ms, or leave it to the OS (default: %(default)s)",
+    )
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="(default: %(default)s)")
     serve.add_argument(
         "--trace",

@@ -50,6 +50,7 @@ class Config:
     kafka_port: int = 9092
     http_port: int = 15672
     data_dir: Path | None = None
+    fsync: str = "batch"
     log_level: str = "info"
     advertised_host: str | None = None
     amqps_port: int | None = None

@@ -86,6 +86,27 @@ class RequestContext:
         """The response entity for this request's version, from version-neutral fields."""
         return build(self.response_class, **fields)
 
+    def durable_mark(self) -> int:
+        """The data directory's write count now (0 in memory mode); pass it to :meth:`when_durable`."""
+        persistence = self.broker.persistence
+        return 0 if persistence is None else persistence.sequence
+
+    def when_durable(self, mark: int, response: Any) -> Any:
+        """``response``, held until everything written since ``mark`` is durable (--fsync policy).
+
+        For acks=all Produce and OffsetCommit: in memory mode, or when
+        nothing was written, the response goes out at once.
+        """
+        persistence = self.broker.persistence
+        if persistence is None:
+            return response
+        sequence = persistence.sequence
+        if sequence == mark or sequence <= persistence.synced:
+            return response
+        deferred = self.defer()
+        persistence.when_synced(sequence, lambda: deferred.resolve(response))
+        return deferred
+
     def defer(self) -> Deferred:
         """Answer later: returns a Deferred the handler (or the core) resolves."""
         deferred = Deferred(self.connection, self._slot)

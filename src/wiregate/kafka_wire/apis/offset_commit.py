@@ -54,6 +54,7 @@ def offset_commit(ctx: Any, request: Any) -> Any:
             )
         decided.append(row)
     outcomes: list[GroupError] = []
+    mark = ctx.durable_mark()
     if commits:
         outcomes = ctx.broker.groups.commit_offsets(
             request.group_id,
@@ -64,7 +65,9 @@ def offset_commit(ctx: Any, request: Any) -> Any:
             missing_group_error=GroupError.GROUP_ID_NOT_FOUND if ctx.api_version >= 9 else GroupError.ILLEGAL_GENERATION,
         )
     results = iter(outcomes)
-    return ctx.respond(
+    # answered once the offsets are durable (--fsync), as Kafka answers once
+    # __consumer_offsets has them
+    return ctx.when_durable(mark, ctx.respond(
         topics=[
             dict(
                 name=topic.name,
@@ -75,4 +78,4 @@ def offset_commit(ctx: Any, request: Any) -> Any:
             )
             for topic, row in zip(request.topics, decided)
         ]
-    )
+    ))

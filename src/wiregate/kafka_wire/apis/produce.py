@@ -188,6 +188,7 @@ def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None, acks
 def produce(ctx: Any, request: Any) -> Any:
     broker = ctx.broker
     acks = request.acks
+    mark = ctx.durable_mark()
     responses = []
     for topic_data in request.topic_data:
         name = topic_data.name
@@ -213,4 +214,7 @@ def produce(ctx: Any, request: Any) -> Any:
             # no response, notices the failure and refreshes its metadata.
             raise ProtocolError(f"acks=0 produce failed with {failed[0]['error_code'].name}")
         return connection.NO_RESPONSE
-    return ctx.respond(responses=responses)
+    response = ctx.respond(responses=responses)
+    # acks=all: answered once the batches are durable under --fsync (acks=1,
+    # like Kafka's leader ack, once they are written)
+    return ctx.when_durable(mark, response) if acks == -1 else response

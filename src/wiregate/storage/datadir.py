@@ -1,0 +1,528 @@
+"""The data directory: what ``wiregate serve --data-dir DIR`` keeps on disk.
+
+Layout::
+
+    DIR/meta/NNNNNNNNNN.journal           topology, offsets, producer ids (pickled journal entries)
+    DIR/queues/<vhost>/<queue>/NNNNNNNNNN.seg
+                                          a durable queue's persistent messages:
+                                          E(nqueue) / D(elivered) / R(emoved) records
+    DIR/topics/<topic id>/<partition>/<base offset>.seg
+                                          Kafka record batches in their wire form,
+                                          plus S(tart offset) records
+
+Names of vhosts and queues are hex-encoded (any byte is allowed in them).
+Every file is append-only with per-record CRC-32C (see segments.py);
+recovery reads each up to its first torn record and truncates it there.
+
+Fsync policies (``--fsync``):
+
+- ``always``: every record is fsynced before the call that wrote it
+  returns; a confirm or acks=all answer means the data is on the disk.
+- ``batch`` (default): records are written at once and fsynced together a
+  few milliseconds later (group commit); confirms and acks=all answers wait
+  for that fsync.  Same guarantee as ``always``, at a fraction of the cost.
+- ``never``: records are written at once and never fsynced; confirms go out
+  when the write returns.  A killed process loses nothing (the data is in
+  the operating system's page cache); a crash of the machine can lose the
+  last seconds.
+
+In every policy a write reaches the operating system before anything that
+depends on it is sent, so ``kill -9`` of the server never loses an
+acknowledged message or record.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import shutil
+import struct
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wiregate.core import Broker
+from wiregate.core.message import Message
+from wiregate.kafka_wire import records as kafka_records
+from wiregate.core import producers as kafka_producers
+
+from .segments import SegmentFile, fsync_directory, recover_file, segment_paths
+
+log = logging.getLogger("wiregate.storage")
+
+FSYNC_POLICIES = ("always", "batch", "never")
+#: a queue or journal segment rolls past this size
+QUEUE_SEGMENT_BYTES = 16 * 1024 * 1024
+META_SEGMENT_BYTES = 64 * 1024 * 1024
+#: partition segment files roll past this size (Kafka's own segment.bytes
+#: governs retention in memory; files follow the log start)
+PARTITION_SEGMENT_BYTES = 64 * 1024 * 1024
+
+_u64 = struct.Struct(">Q")
+_batch_head = struct.Struct(">cQIxxxxd")  # kind, base offset, count, pad, timestamp
+_start = struct.Struct(">cQ")
+_message_head = struct.Struct(">cQqIH")  # kind, seq, expiration ms or -1, priority+1, routing key count
+
+
+def _hex(name: str) -> str:
+    return name.encode().hex() or "_"
+
+
+class DataDir:
+    """The persistence object the core reports to (see ``wiregate.core.persistence``).
+
+    Args:
+        path: The directory (created when missing).
+        fsync: ``"always"``, ``"batch"`` or ``"never"``.
+
+    Attributes:
+        sequence: Incremented by every write.
+        synced: Every write up to this one is durable under the policy.
+        on_dirty: Called (by the gateway's group-commit task) when a write
+            leaves data to be fsynced and none was pending before.
+    """
+
+    def __init__(self, path: Path, fsync: str = "batch") -> None:
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"--fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
+        self.path = Path(path)
+        self.policy = fsync
+        self.sequence = 0
+        self.synced = 0
+        self.on_dirty: Callable[[], None] | None = None
+        self._dirty: set[SegmentFile] = set()
+        self._new_directories: set[Path] = set()
+        self._waiting: deque[tuple[int, Callable[[], None]]] = deque()
+        self._meta: SegmentFile | None = None
+        self._queues: dict[tuple[str, str], QueueStore] = {}
+        self._partitions: dict[tuple[Any, int], PartitionStore] = {}
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------ writing
+    def write(self, segment: SegmentFile, payload: bytes) -> None:
+        segment.append(payload)
+        self.sequence += 1
+        if self.policy == "always":
+            segment.fsync()
+            self.synced = self.sequence
+        elif self.policy == "never":
+            self.synced = self.sequence
+        else:
+            was_clean = not self._dirty
+            self._dirty.add(segment)
+            if was_clean and self.on_dirty is not None:
+                self.on_dirty()
+
+    def new_directory(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.policy == "always":
+            fsync_directory(directory)
+            fsync_directory(directory.parent)
+        elif self.policy == "batch":
+            self._new_directories.add(directory)
+
+    def when_synced(self, sequence: int, callback: Callable[[], None]) -> None:
+        if sequence <= self.synced:
+            callback()
+        else:
+            self._waiting.append((sequence, callback))
+
+    def take_dirty(self) -> tuple[int, list[SegmentFile], list[Path]]:
+        """What a group commit must fsync: (sequence it covers, files, new directories)."""
+        files, self._dirty = list(self._dirty), set()
+        directories, self._new_directories = list(self._new_directories), set()
+        return self.sequence, files, directories
+
+    @staticmethod
+    def fsync(files: list[SegmentFile], directories: list[Path]) -> None:
+        """fsync files and new directories (safe to run in a worker thread)."""
+        for directory in directories:
+            fsync_directory(directory)
+            fsync_directory(directory.parent)
+        for segment in files:
+            segment.fsync()
+
+    def mark_synced(self, sequence: int) -> None:
+        """Every write up to ``sequence`` is durable: run what waited for it."""
+        if sequence <= self.synced:
+            return
+        self.synced = sequence
+        waiting = self._waiting
+        while waiting and waiting[0][0] <= sequence:
+            _, callback = waiting.popleft()
+            callback()
+
+    def sync_now(self) -> None:
+        """A synchronous group commit (shutdown, tests)."""
+        sequence, files, directories = self.take_dirty()
+        self.fsync(files, directories)
+        self.mark_synced(sequence)
+
+    # ------------------------------------------------------------ journal
+    def journal(self, entry: tuple[Any, ...]) -> None:
+        meta = self._meta
+        if meta is None or meta.size >= META_SEGMENT_BYTES:
+            meta = self._open_meta()
+        self.write(meta, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _open_meta(self) -> SegmentFile:
+        # The first write after start-up continues the newest journal file
+        # (recovery cut its torn tail); a full file rolls to the next number.
+        directory = self.path / "meta"
+        self.new_directory(directory)
+        existing = list(segment_paths(directory, ".journal"))
+        number = int(existing[-1].name.split(".")[0]) if existing else 0
+        if self._meta is not None:
+            self._meta.close()
+            number += 1
+        self._meta = SegmentFile(directory / f"{number:010d}.journal")
+        return self._meta
+
+    # ------------------------------------------------------------ queues
+    def queue_store(self, vhost: str, queue: Any) -> QueueStore:
+        key = (vhost, queue.name)
+        store = self._queues.get(key)
+        if store is None:
+            directory = self.path / "queues" / _hex(vhost) / _hex(queue.name)
+            self.new_directory(directory)
+            store = self._queues[key] = QueueStore(self, directory)
+        return store
+
+    def queue_deleted(self, vhost: str, queue: Any) -> None:
+        store = self._queues.pop((vhost, queue.name), None)
+        if store is not None:
+            store.drop()
+
+    # ------------------------------------------------------------ topics
+    def partition_store(self, partition: Any) -> PartitionStore:
+        key = (partition.topic.id, partition.index)
+        store = self._partitions.get(key)
+        if store is None:
+            directory = self.path / "topics" / partition.topic.id.hex / str(partition.index)
+            self.new_directory(directory)
+            store = self._partitions[key] = PartitionStore(self, directory)
+        return store
+
+    def topic_deleted(self, topic: Any) -> None:
+        for partition in topic.partitions:
+            store = self._partitions.pop((topic.id, partition.index), None)
+            if store is not None:
+                store.close()
+        shutil.rmtree(self.path / "topics" / topic.id.hex, ignore_errors=True)
+
+    # ------------------------------------------------------------ lifecycle
+    def reset(self) -> None:
+        """Forget everything on disk (the broker was reset for the next test)."""
+        self.close()
+        for child in ("meta", "queues", "topics"):
+            shutil.rmtree(self.path / child, ignore_errors=True)
+        self._queues.clear()
+        self._partitions.clear()
+        self._dirty.clear()
+        self.mark_synced(self.sequence)
+
+    def close(self) -> None:
+        if self._meta is not None:
+            self._meta.close()
+            self._meta = None
+        for store in self._queues.values():
+            store.close()
+        for partition_store in self._partitions.values():
+            partition_store.close()
+
+    # ------------------------------------------------------------ recovery
+    def recover(self, broker: Broker, make_properties: Callable[[bytes], Any]) -> dict[str, int]:
+        """Rebuild ``broker`` from the directory, then report every change to it from now on.
+
+        Args:
+            broker: A fresh broker.
+            make_properties: Turns stored AMQP property bytes back into the
+                protocol's property object (``wiregate.amqp.properties.PropertyBlock``).
+
+        Returns:
+            Counts for the start-up log line.
+        """
+        counts = {"journal entries": 0, "messages": 0, "batches": 0}
+        for path in segment_paths(self.path / "meta", ".journal"):
+            for payload in recover_file(path):
+                try:
+                    entry = pickle.loads(payload)
+                    _replay(broker, entry)
+                except Exception as exc:  # one bad entry must not cost the rest
+                    log.warning("data dir %s: journal entry skipped: %s: %s", self.path, type(exc).__name__, exc)
+                counts["journal entries"] += 1
+        broker.attach_persistence(self)
+        for vhost in broker.vhosts.values():
+            for queue in vhost.queues.values():
+                if queue.durable:
+                    store = self.queue_store(vhost.name, queue)
+                    counts["messages"] += store.load(queue, make_properties)
+                    queue.store = store
+        for topic in broker.topics.by_name.values():
+            topic.persistence = self
+            for partition in topic.partitions:
+                store = self.partition_store(partition)
+                counts["batches"] += store.load(partition, broker)
+                partition.store = store
+        self._remove_orphans()
+        return counts
+
+    def _remove_orphans(self) -> None:
+        # Directories of queues and topics deleted while a crash interrupted the cleanup.
+        live_queues = {store.directory for store in self._queues.values()}
+        for vhost_dir in (self.path / "queues").glob("*"):
+            for queue_dir in vhost_dir.glob("*"):
+                if queue_dir not in live_queues:
+                    shutil.rmtree(queue_dir, ignore_errors=True)
+        live_topics = {store.directory.parent for store in self._partitions.values()}
+        for topic_dir in (self.path / "topics").glob("*"):
+            if topic_dir not in live_topics:
+                shutil.rmtree(topic_dir, ignore_errors=True)
+
+
+def _replay(broker: Broker, entry: tuple[Any, ...]) -> None:
+    target = entry[0]
+    if target == "vhost":
+        _, vhost_name, method, args, kwargs = entry
+        getattr(broker.add_vhost(vhost_name), method)(*args, **kwargs)
+        return
+    owner = {"topics": broker.topics, "groups": broker.groups, "producer_ids": broker.producer_ids}[target]
+    _, method, args = entry
+    getattr(owner, method)(*args)
+
+
+class QueueStore:
+    """The persistent messages of one durable queue."""
+
+    def __init__(self, datadir: DataDir, directory: Path) -> None:
+        self.datadir = datadir
+        self.directory = directory
+        #: seq -> number of the segment holding its E record
+        self._live: dict[int, int] = {}
+        self._delivered: set[int] = set()
+        #: segment number -> live messages enqueued in it
+        self._counts: dict[int, int] = {}
+        self._segments: dict[int, SegmentFile] = {}
+        self._current: SegmentFile | None = None
+        self._number = -1
+
+    def _segment(self) -> SegmentFile:
+        current = self._current
+        if current is None or current.size >= QUEUE_SEGMENT_BYTES:
+            self._number += 1
+            current = self._current = SegmentFile(self.directory / f"{self._number:010d}.seg")
+            self._segments[self._number] = current
+            self._counts.setdefault(self._number, 0)
+        return current
+
+    # --------------------------------------------------------- the queue's calls
+    def add(self, entry: Any) -> None:
+        message = entry.message
+        segment = self._segment()
+        routing_keys = message.routing_keys if message.routing_keys != [message.routing_key] else []
+        parts = [
+            _message_head.pack(
+                b"E",
+                entry.seq,
+                -1 if message.expiration is None else message.expiration,
+                0 if message.priority is None else message.priority + 1,
+                len(routing_keys),
+            ),
+            _short(message.exchange),
+            _short(message.routing_key),
+            *(_short(key) for key in routing_keys),
+            _long(getattr(message.properties, "raw", b"") or b""),
+            _long(message.body),
+        ]
+        self.datadir.write(segment, b"".join(parts))
+        self._live[entry.seq] = self._number
+        self._counts[self._number] += 1
+
+    def handed_out(self, entry: Any, ack_required: bool) -> None:
+        seq = entry.seq
+        if seq not in self._live:
+            return
+        if not ack_required:
+            self.remove(entry)
+        elif seq not in self._delivered:
+            self._delivered.add(seq)
+            self.datadir.write(self._segment(), b"D" + _u64.pack(seq))
+
+    def remove(self, entry: Any) -> None:
+        seq = entry.seq
+        number = self._live.pop(seq, None)
+        if number is None:
+            return
+        self._delivered.discard(seq)
+        self.datadir.write(self._segment(), b"R" + _u64.pack(seq))
+        self._counts[number] -= 1
+        self._collect()
+
+    def _collect(self) -> None:
+        # Only from the oldest: a later segment may hold the R records that
+        # keep messages of an older one from coming back.
+        while self._counts:
+            oldest = min(self._counts)
+            if self._counts[oldest] or oldest == self._number:
+                return
+            del self._counts[oldest]
+            segment = self._segments.pop(oldest, None)
+            if segment is not None:
+                segment.delete()
+            else:
+                (self.directory / f"{oldest:010d}.seg").unlink(missing_ok=True)
+
+    # --------------------------------------------------------- recovery
+    def load(self, queue: Any, make_properties: Callable[[bytes], Any]) -> int:
+        """Read the segments back into ``queue`` (ready, in order, redelivered when delivered before)."""
+        pending: dict[int, tuple[int, bytes]] = {}
+        delivered: set[int] = set()
+        numbers = []
+        for path in segment_paths(self.directory, ".seg"):
+            number = int(path.name.split(".")[0])
+            numbers.append(number)
+            for payload in recover_file(path):
+                kind = payload[:1]
+                seq = _u64.unpack_from(payload, 1)[0]
+                if kind == b"E":
+                    pending[seq] = (number, payload)
+                elif kind == b"D":
+                    delivered.add(seq)
+                elif kind == b"R":
+                    pending.pop(seq, None)
+                    delivered.discard(seq)
+        self._number = max(numbers, default=-1)
+        self._counts = {number: 0 for number in numbers}
+        for seq in sorted(pending):
+            number, payload = pending[seq]
+            message = _decode_message(payload, make_properties)
+            queue.restore(message, seq, seq in delivered)
+            self._live[seq] = number
+            self._counts[number] += 1
+        # Recovered messages are ready again; their next delivery writes D anew.
+        self._collect()
+        return len(pending)
+
+    def drop(self) -> None:
+        self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def close(self) -> None:
+        for segment in self._segments.values():
+            segment.close()
+        self._segments.clear()
+        self._current = None
+
+
+def _short(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack(">H", len(data)) + data
+
+
+def _long(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def _decode_message(payload: bytes, make_properties: Callable[[bytes], Any]) -> Message:
+    _, _seq, expiration, priority, key_count = _message_head.unpack_from(payload, 0)
+    pos = _message_head.size
+    texts = []
+    for _ in range(2 + key_count):
+        (length,) = struct.unpack_from(">H", payload, pos)
+        texts.append(payload[pos + 2 : pos + 2 + length].decode())
+        pos += 2 + length
+    (length,) = struct.unpack_from(">I", payload, pos)
+    properties = make_properties(payload[pos + 4 : pos + 4 + length])
+    pos += 4 + length
+    (length,) = struct.unpack_from(">I", payload, pos)
+    body = payload[pos + 4 : pos + 4 + length]
+    exchange, routing_key, *routing_keys = texts
+    return Message(
+        exchange,
+        routing_key,
+        body,
+        properties,
+        persistent=True,
+        priority=None if priority == 0 else priority - 1,
+        expiration=None if expiration < 0 else expiration,
+        routing_keys=routing_keys or None,
+        decode_headers=getattr(properties, "headers", None),
+    )
+
+
+class PartitionStore:
+    """One Kafka partition's record batches, as clients sent them (offsets patched)."""
+
+    def __init__(self, datadir: DataDir, directory: Path) -> None:
+        self.datadir = datadir
+        self.directory = directory
+        self._current: SegmentFile | None = None
+        #: segment file -> (first base offset, next offset after its last batch)
+        self._ranges: dict[Path, list[int]] = {}
+
+    def append(self, base: int, count: int, payload: bytes, timestamp: float) -> None:
+        current = self._current
+        if current is None or current.size >= PARTITION_SEGMENT_BYTES:
+            if current is not None:
+                current.close()
+            current = self._current = SegmentFile(self.directory / f"{base:020d}.seg")
+            self._ranges[current.path] = [base, base]
+        self.datadir.write(current, _batch_head.pack(b"B", base, count, timestamp) + payload)
+        self._ranges[current.path][1] = base + count
+
+    def start_moved(self, offset: int) -> None:
+        current = self._current
+        if current is None:
+            current = self._current = SegmentFile(self.directory / f"{offset:020d}.seg")
+            self._ranges[current.path] = [offset, offset]
+        self.datadir.write(current, _start.pack(b"S", offset))
+        for path, (_first, end) in list(self._ranges.items()):
+            if end <= offset and path != current.path:
+                del self._ranges[path]
+                path.unlink(missing_ok=True)
+
+    def load(self, partition: Any, broker: Broker) -> int:
+        """Read the segments back into the partition's log; rebuild idempotent producer state."""
+        log_ = partition.log
+        start = 0
+        batches = 0
+        paths = list(segment_paths(self.directory, ".seg"))
+        for path in paths:
+            first = None
+            for payload in recover_file(path):
+                if payload[:1] == b"S":
+                    start = max(start, _start.unpack_from(payload, 0)[1])
+                    continue
+                _, base, count, timestamp = _batch_head.unpack_from(payload, 0)
+                batch = payload[_batch_head.size :]
+                log_.restore(batch, base_offset=base, timestamp=timestamp, chunk=base, count=count, size=len(batch))
+                _rebuild_producer(partition, broker, batch, base)
+                first = base if first is None else first
+                batches += 1
+            self._ranges[path] = [first if first is not None else log_.next_offset, log_.next_offset]
+        if start > log_.start_offset:
+            log_.truncate_before(start)
+        if paths:
+            self._current = SegmentFile(paths[-1])
+        return batches
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+
+def _rebuild_producer(partition: Any, broker: Broker, batch: bytes, base: int) -> None:
+    # Kafka rebuilds producer state by reading the log on start-up; so does this.
+    try:
+        header = kafka_records.BatchHeader(len(batch), kafka_records._tail.unpack_from(batch, 21))
+    except struct.error:
+        return
+    if not header.has_producer_id:
+        return
+    metadata = kafka_producers.BatchMetadata(
+        header.base_sequence, header.last_sequence, base, base + header.last_offset_delta, header.max_timestamp
+    )
+    kafka_producers.record(partition.producers, header.producer_id, header.producer_epoch, metadata)
+    broker.producer_ids.skip_past(header.producer_id)
