@@ -18,6 +18,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -236,6 +237,29 @@ def wait_until(check: Callable[[], bool], deadline: float, poll: float = 0.002) 
 
 
 # --------------------------------------------------------------- wiregate serve
+PYCACHE = Path(tempfile.gettempdir()) / "wiregate-bench-pycache"
+
+
+def server_env(bytecode_cache: bool = True) -> dict[str, str]:
+    """The environment wiregate runs in.
+
+    Installed packages have their bytecode compiled at install time; an
+    editable checkout run with PYTHONDONTWRITEBYTECODE=1 (as on this
+    project's machines) compiles every wiregate module at every start. With
+    ``bytecode_cache`` the server may write bytecode, into a cache outside
+    the source tree (PYTHONPYCACHEPREFIX), as an installed wiregate would
+    have it.
+    """
+    env = dict(os.environ)
+    if bytecode_cache:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    return env
+
+
 def wiregate_command() -> list[str]:
     """The ``wiregate`` console script next to this interpreter, else ``python -m wiregate``."""
     script = Path(sys.executable).with_name("wiregate")
@@ -251,8 +275,9 @@ class WiregateProcess:
     and its collapsed stacks land in bench/profiles/<name>.txt when it stops.
     """
 
-    def __init__(self, profile: str | None = None, host: str = "127.0.0.1"):
+    def __init__(self, profile: str | None = None, host: str = "127.0.0.1", bytecode_cache: bool = True):
         self.host = host
+        self.bytecode_cache = bytecode_cache
         self.amqp_port, self.kafka_port, self.http_port = free_ports(3)
         self.profile = profile
         self.process: subprocess.Popen | None = None
@@ -286,7 +311,8 @@ class WiregateProcess:
                        "-o", str(self.profile_file), "--", *command]
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=server_env(self.bytecode_cache),
         )
         deadline = self.started_at + timeout
         amqp_done = kafka_done = None
