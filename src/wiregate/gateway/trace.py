@@ -113,11 +113,17 @@ class Malformed(Exception):
 
 
 # ------------------------------------------------------------------ values
+#: printable ASCII stays, other bytes become dots
+_ASCII_PREVIEW = bytes(b if 32 <= b < 127 else 46 for b in range(256))
+
+
 def _preview(data: bytes | bytearray | memoryview, limit: int = _PREVIEW) -> str:
     """A short printable rendering of bytes: text as text, the rest as dots."""
     head = bytes(data[:limit])
-    text = head.decode("utf-8", "replace")
-    text = "".join(ch if ch.isprintable() else "." for ch in text)
+    if head.isascii():
+        text = head.translate(_ASCII_PREVIEW).decode("ascii")
+    else:
+        text = "".join(ch if ch.isprintable() else "." for ch in head.decode("utf-8", "replace"))
     return text + ("…" if len(data) > limit else "")
 
 
@@ -210,7 +216,7 @@ class Tap:
             if self._in.buf:
                 self._run(self._in, "in")
         except Exception as exc:  # a protocol object of another shape
-            self._fail(self._in, "in", time.time(), exc)
+            self._fail(self._in, "in", round(time.time(), 6), exc)
 
     def _resume(self, conn: object) -> None:
         buf = getattr(conn, "_buf", None)
@@ -221,7 +227,7 @@ class Tap:
         """The connection ended (``by_peer``: the client closed it or vanished)."""
         self._emit(
             self._event(
-                time.time(),
+                round(time.time(), 6),
                 "in" if by_peer else "out",
                 "close",
                 "close",
@@ -232,10 +238,10 @@ class Tap:
 
     def opened(self) -> None:
         """The connection was accepted."""
-        self._emit(self._event(time.time(), "in", "open", "open", 0, {}))
+        self._emit(self._event(round(time.time(), 6), "in", "open", "open", 0, {}))
 
     def _run(self, direction: _Direction, name: str) -> None:
-        ts = time.time()
+        ts = round(time.time(), 6)
         try:
             self._split(direction, name, ts)
         except Exception as exc:
@@ -253,7 +259,7 @@ class Tap:
 
     def _event(self, ts: float, direction: str, kind: str, name: str, size: int, fields: dict[str, Any], **extra: Any) -> Event:
         event: Event = {
-            "ts": round(ts, 6),
+            "ts": ts,
             "conn": self.conn,
             "peer": self.peer,
             "proto": self.proto,
