@@ -3,7 +3,19 @@
 Partitions store record batches as the bytes the producer sent (with the
 base offset patched in) in a :class:`~wiregate.core.log.Log`, the structure
 stream queues use too.  Waiters (parked Fetch requests) register on a
-partition and are called on every append.
+partition and are called on every append, and when retention moves the
+log start offset.
+
+Retention and compaction (``core/retention.py``) run when the Kafka front
+end has attached a :class:`~wiregate.core.retention.Cleaner` to the topics
+(``Topics.cleaner``): each append then rolls segments by the topic's
+``segment.bytes``/``segment.ms`` and applies retention when it is cheap to
+see it is due.  A partition's store (``core/persistence.py``) hears of
+changes to the log besides appends through ``log.on_change``:
+``store.start_moved(offset)`` (DeleteRecords and retention) and, when the
+store has them, ``store.compacted(first, end, batches)`` (the cleaner
+replaced offsets ``[first, end)`` by ``batches``) and
+``store.rolled(base_offset)``.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ class Partition:
         self.producers: dict[int, Any] = {}
         #: the partition's segment files in a data directory (core/persistence.py); None in memory mode
         self.store: Any = None
+        self.log.on_change = self._log_changed
 
     @property
     def high_watermark(self) -> int:
@@ -40,7 +53,7 @@ class Partition:
         for waiter in list(self.waiters):
             waiter()
 
-    def append_batch(self, payload: bytes, count: int, *, timestamp: float) -> int:
+    def append_batch(self, payload: bytes, count: int, *, timestamp: float, max_timestamp: int | None = None) -> int:
         """Append one Kafka record batch and wake the parked fetches.
 
         Args:
@@ -48,13 +61,26 @@ class Partition:
                 :attr:`high_watermark` (see ``kafka_wire.records``).
             count: records in the batch.
             timestamp: wall-clock seconds of the append.
+            max_timestamp: the batch's maxTimestamp in ms (what
+                ``retention.ms`` and ``segment.ms`` look at); read from the
+                payload by the cleaner's codec when not given.
 
         Returns:
             The batch's base offset.
         """
-        base = self.log.append(payload, timestamp=timestamp, chunk=self.log.next_offset, count=count, size=len(payload))
+        log = self.log
+        cleaner = self.topic.cleaner
+        policy = None
+        if cleaner is not None:
+            policy = cleaner.before_append(self.topic, self)
+            if max_timestamp is None:
+                max_timestamp = cleaner.codec.max_timestamp(payload)
+        active = log.segments[-1]
+        base = log.append(payload, timestamp=timestamp, chunk=log.next_offset, count=count, size=len(payload), max_timestamp=max_timestamp)
         if self.store is not None:
             self.store.append(base, count, payload, timestamp)
+        if cleaner is not None:
+            cleaner.after_append(self, policy, log.segments[-1] is not active)
         self.notify()
         return base
 
@@ -62,9 +88,22 @@ class Partition:
         """Move the log start offset up to ``offset`` (Kafka's DeleteRecords); returns the new start."""
         if offset > self.log.start_offset:
             self.log.truncate_before(offset)
-            if self.store is not None:
-                self.store.start_moved(self.log.start_offset)
         return self.log.start_offset
+
+    def _log_changed(self, event: str, value: Any) -> None:
+        store = self.store
+        if store is None:
+            return
+        if event == "start":
+            store.start_moved(value)
+        elif event == "replace":
+            compacted = getattr(store, "compacted", None)
+            if compacted is not None:
+                compacted(*value)
+        elif event == "roll":
+            rolled = getattr(store, "rolled", None)
+            if rolled is not None:
+                rolled(value)
 
 
 class Topic:
@@ -80,6 +119,14 @@ class Topic:
         self.deleted = False
         #: the data directory's journal (core/persistence.py); None in memory mode
         self.persistence: Any = None
+        #: the Topics holding this topic (set by Topics.create)
+        self.owner: Topics | None = None
+
+    @property
+    def cleaner(self) -> Any:
+        """The retention and compaction :class:`~wiregate.core.retention.Cleaner`, when one is attached."""
+        owner = self.owner
+        return owner.cleaner if owner is not None else None
 
     def set_configs(self, configs: dict[str, str]) -> None:
         """Replace the topic-level config overrides (AlterConfigs)."""
@@ -106,6 +153,8 @@ class Topics:
         self.by_id: dict[uuid.UUID, Topic] = {}
         #: the data directory's journal (core/persistence.py); None in memory mode
         self.persistence: Any = None
+        #: retention and compaction (core/retention.py), attached by the Kafka front end; None until then
+        self.cleaner: Any = None
 
     def __contains__(self, name: str) -> bool:
         return name in self.by_name
@@ -115,6 +164,7 @@ class Topics:
 
     def create(self, name: str, partitions: int, configs: dict[str, str] | None = None, topic_id: uuid.UUID | None = None) -> Topic:
         topic = Topic(name, partitions, configs, topic_id)
+        topic.owner = self
         self.by_name[name] = topic
         self.by_id[topic.id] = topic
         persistence = self.persistence

@@ -394,3 +394,129 @@ def encode_batch(records: list[tuple[bytes | None, bytes | None, list[tuple[str,
     _tail.pack_into(batch, 21, 0, len(records) - 1, base_timestamp, max_timestamp, -1, -1, -1, len(records))
     _uint32.pack_into(batch, 17, crc32c(memoryview(batch)[21:]))
     return batch
+
+
+# ------------------------------------------------------------ compaction
+#: attributes bit 6: baseTimestamp holds the batch's delete horizon (KIP-534)
+DELETE_HORIZON_BIT = 0x40
+_KEPT_ATTRIBUTES = TIMESTAMP_TYPE_BIT | TRANSACTIONAL_BIT | CONTROL_BIT
+
+
+def record_count(batch: bytes) -> int:
+    """Records in a stored batch (0 for a batch the cleaner left empty)."""
+    return _int32.unpack_from(batch, 57)[0]
+
+
+def delete_horizon(batch: bytes) -> int | None:
+    """The delete horizon (ms) the log cleaner set on a batch, None when it has none."""
+    if _int16.unpack_from(batch, 21)[0] & DELETE_HORIZON_BIT:
+        return _int64.unpack_from(batch, 27)[0]
+    return None
+
+
+def _raw_records(batch: bytes) -> tuple[BatchHeader, list[tuple[int, int, int, bytes | None, bool, bytes]]]:
+    """The header and, per record, (attributes, timestamp, offset delta, key, has value, bytes from the key to the end)."""
+    try:
+        header = BatchHeader(len(batch), _tail.unpack_from(batch, 21))
+        data = decompress(header.codec, bytes(batch[HEADER_SIZE:]))
+        out = []
+        pos = 0
+        for _ in range(header.record_count):
+            length, pos = _varint(data, pos)
+            end = pos + length
+            attributes = data[pos]
+            timestamp_delta, pos = _varint(data, pos + 1)
+            offset_delta, pos = _varint(data, pos)
+            rest = pos
+            key, pos = _varbytes(data, pos)
+            value_length, pos = _varint(data, pos)
+            if end > len(data):
+                raise ValueError("record past the end of the batch")
+            out.append((attributes, header.base_timestamp + timestamp_delta, offset_delta, key, value_length >= 0, bytes(data[rest:end])))
+            pos = end
+    except ValueError:
+        raise
+    except Exception as error:  # truncated data, a codec's own error
+        raise ValueError(f"undecodable batch: {error}") from None
+    return header, out
+
+
+def compaction_records(batch: bytes) -> list[tuple[int, bytes | None, bool]]:
+    """(offset, key, has a value) of each record, for the log cleaner; control batches give none.
+
+    Raises:
+        ValueError: the batch cannot be decoded (a codec without its library, corrupt data).
+    """
+    if _int16.unpack_from(batch, 21)[0] & CONTROL_BIT:
+        return []
+    header, records = _raw_records(batch)
+    base = base_offset(batch)
+    return [(base + offset_delta, key, has_value) for _a, _t, offset_delta, key, has_value, _rest in records]
+
+
+def rebuild_batch(batch: bytes, keep: list[int], horizon: int | None) -> bytes:
+    """The batch with only the records at offsets ``keep``, as Kafka's cleaner writes it.
+
+    Base offset, lastOffsetDelta (so the last sequence survives), producer
+    id, epoch and base sequence, partition leader epoch and the timestamp
+    type stay; each kept record keeps its offset delta, timestamp, key,
+    value and headers byte for byte.  The batch is written uncompressed
+    (Kafka recompresses with the original codec), with ``horizon`` as its
+    delete horizon when given (baseTimestamp, attributes bit 6), and a new
+    CRC.  With nothing kept it is an empty batch header (recordCount 0,
+    baseTimestamp -1, the original maxTimestamp), Kafka's
+    ``writeEmptyHeader``.
+    """
+    header, records = _raw_records(batch)
+    base = base_offset(batch)
+    wanted = set(keep)
+    kept = [r for r in records if base + r[2] in wanted]
+    attributes = header.attributes & _KEPT_ATTRIBUTES
+    body = bytearray()
+    if kept:
+        if horizon is not None:
+            attributes |= DELETE_HORIZON_BIT
+        base_timestamp = horizon if horizon is not None else kept[0][1]
+        if header.attributes & TIMESTAMP_TYPE_BIT:
+            max_ts = header.max_timestamp
+        else:
+            max_ts = max(r[1] for r in kept)
+        for record_attributes, timestamp, offset_delta, _key, _has_value, rest in kept:
+            record = bytearray((record_attributes,))
+            _put_varint(record, timestamp - base_timestamp)
+            _put_varint(record, offset_delta)
+            record += rest
+            _put_varint(body, len(record))
+            body += record
+    else:
+        base_timestamp, max_ts = -1, header.max_timestamp
+    out = bytearray(HEADER_SIZE) + body
+    _int64.pack_into(out, 0, base)
+    _int32.pack_into(out, 8, len(out) - LOG_OVERHEAD)
+    _int32.pack_into(out, 12, partition_leader_epoch(batch))
+    out[16] = 2
+    _tail.pack_into(
+        out, 21, attributes, header.last_offset_delta, base_timestamp, max_ts,
+        header.producer_id, header.producer_epoch, header.base_sequence, len(kept),
+    )
+    _uint32.pack_into(out, 17, crc32c(memoryview(out)[21:]))
+    return bytes(out)
+
+
+class CompactionCodec:
+    """Record batches for ``core.retention`` (its RecordCodec)."""
+
+    compaction_records = staticmethod(compaction_records)
+    delete_horizon = staticmethod(delete_horizon)
+    max_timestamp = staticmethod(max_timestamp)
+
+    @staticmethod
+    def rebuild(payload: bytes, keep: list[int], horizon: int | None) -> bytes:
+        return rebuild_batch(payload, keep, horizon)
+
+    @staticmethod
+    def size(payload: bytes) -> int:
+        return len(payload)
+
+
+COMPACTION_CODEC = CompactionCodec()

@@ -33,6 +33,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from ..registry import handles
+from ..retention import ensure_cleaner
 
 
 class _Wanted:
@@ -167,6 +168,7 @@ def _wanted(ctx: Any, request: Any) -> list[_Wanted]:
 
 @handles(1, "Fetch", 4, 17)
 def fetch(ctx: Any, request: Any) -> Any:
+    ensure_cleaner(ctx.broker)
     if getattr(request, "session_epoch", -1) not in (0, -1):
         return _response(ctx, [], ErrorCode.fetch_session_id_not_found)
     wanted = _wanted(ctx, request)

@@ -30,6 +30,7 @@ from kio.schema.errors import ErrorCode
 
 from .. import records
 from ..registry import handles
+from ..retention import ensure_cleaner
 
 LATEST = -1
 EARLIEST = -2
@@ -97,6 +98,7 @@ def _partition(topic: Any, index: int, request_partition: Any) -> dict[str, Any]
 
 @handles(2, "ListOffsets", 1, 10)
 def list_offsets(ctx: Any, request: Any) -> Any:
+    ensure_cleaner(ctx.broker)
     topics = ctx.broker.topics
     results = []
     for item in request.topics:

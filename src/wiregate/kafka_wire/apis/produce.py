@@ -44,6 +44,7 @@ from .. import connection, records
 from ..protocol import ProtocolError
 from ..configs import topic_value
 from ..registry import handles
+from ..retention import ensure_cleaner
 from .metadata import auto_create, topic_name_error
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -171,7 +172,7 @@ def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None, acks
     if topic_value(ctx.broker, topic, "message.timestamp.type") == "LogAppendTime":
         log_append_time = max_timestamp = int(wall * 1000)
         records.set_log_append_time(batch, log_append_time)
-    partition.append_batch(bytes(batch), header.record_count, timestamp=wall)
+    partition.append_batch(bytes(batch), header.record_count, timestamp=wall, max_timestamp=max_timestamp)
     if header.has_producer_id:
         last = base + header.last_offset_delta
         metadata = BatchMetadata(header.base_sequence, header.last_sequence, base, last, max_timestamp)
@@ -187,6 +188,7 @@ def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None, acks
 @handles(0, "Produce", 3, 12, advertised_min=0)
 def produce(ctx: Any, request: Any) -> Any:
     broker = ctx.broker
+    ensure_cleaner(broker)
     acks = request.acks
     mark = ctx.durable_mark()
     responses = []
