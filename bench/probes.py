@@ -122,11 +122,11 @@ def probe_embedding(ctx) -> None:
     from wiregate.testing import Server
 
     fresh = []
-    for _ in range(ctx.reps + 1):
+    for _ in range(ctx.reps + (0 if ctx.smoke else 1)):
         out = subprocess.run([sys.executable, "-c", _IMPORT_AND_START], capture_output=True, text=True,
                              timeout=60, check=True, cwd=REPO, env=server_env())
         fresh.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    fresh = fresh[1:]  # the first one filled the bytecode cache
+    fresh = fresh if ctx.smoke else fresh[1:]  # the first one filled the bytecode cache
     Server().start().stop()  # warm: first-use imports
     starts, stops = [], []
     for _ in range(ctx.counts(20, 3)):
@@ -373,13 +373,13 @@ def _amqp_client_probe(ctx, name: str, round_: Callable, target: float | None) -
     n_publish, n_confirm = ctx.counts(20000, 200), ctx.counts(4000, 50)
     results: dict[str, list[dict]] = {"wiregate": [], "rabbitmq": []}
     with ctx.wiregate(name) as server:
-        for _ in range(ctx.reps):
-            results["wiregate"].append(round_(server.amqp_url, n_publish, n_confirm, server.cpu_meter))
-    if ctx.rabbitmq_enabled:
-        node = ctx.rabbitmq()
-        for _ in range(ctx.reps):
-            results["rabbitmq"].append(round_(node.url, n_publish, n_confirm,
-                                              lambda: CpuMeter(node.beam_pids)))
+        sides = [("wiregate", server.amqp_url, server.cpu_meter)]
+        if ctx.rabbitmq_enabled:
+            node = ctx.rabbitmq()
+            sides.append(("rabbitmq", node.url, lambda: CpuMeter(node.beam_pids)))
+        for _ in range(ctx.reps):  # interleaved: load from elsewhere on the machine hits both sides alike
+            for side, url, meter in sides:
+                results[side].append(round_(url, n_publish, n_confirm, meter))
     labels = {
         "publish": f"publish, no confirms ({n_publish} × 100 B)",
         "confirm": f"publish, per-message confirm ({n_confirm} × 100 B)",
@@ -417,20 +417,18 @@ def probe_pipelined(ctx) -> None:
     paced_n = ctx.counts(30_000, 1_000)
     results: dict[str, dict[str, list]] = {}
 
-    def rounds(url: str, meter: Callable[[], CpuMeter]) -> dict[str, list]:
-        out: dict[str, list] = {"flood": [], "paced": [], "cpu": []}
-        for _ in range(ctx.reps):
-            with meter() as cpu:
-                out["flood"].append(amqp_pipelined.run(url, messages, publishers, consumers))
-            out["cpu"].append(cpu.share)
-            out["paced"].append(amqp_pipelined.run(url, paced_n, publishers, consumers, rate=rate))
-        return out
-
     with ctx.wiregate("pipelined") as server:
-        results["wiregate"] = rounds(server.amqp_url, server.cpu_meter)
-    if ctx.rabbitmq_enabled:
-        node = ctx.rabbitmq()
-        results["rabbitmq"] = rounds(node.url, lambda: CpuMeter(node.beam_pids))
+        sides = [("wiregate", server.amqp_url, server.cpu_meter)]
+        if ctx.rabbitmq_enabled:
+            node = ctx.rabbitmq()
+            sides.append(("rabbitmq", node.url, lambda: CpuMeter(node.beam_pids)))
+        for _ in range(ctx.reps):  # interleaved
+            for side, url, meter in sides:
+                out = results.setdefault(side, {"flood": [], "paced": [], "cpu": []})
+                with meter() as cpu:
+                    out["flood"].append(amqp_pipelined.run(url, messages, publishers, consumers))
+                out["cpu"].append(cpu.share)
+                out["paced"].append(amqp_pipelined.run(url, paced_n, publishers, consumers, rate=rate))
     wg, rb = results["wiregate"], results.get("rabbitmq")
 
     def med(side, phase, key):
@@ -570,31 +568,27 @@ def probe_kafka_confluent(ctx) -> None:
     partitions = 1
     consume_n: dict[int, int] = {}
     passes: dict[int, int] = {}
-    with librdkafka_mock() as mock:
+    with librdkafka_mock() as mock, ctx.wiregate("kafka_confluent") as server:
+        _create_topic(server.bootstrap, WARM_TOPIC, 1)
         for size, n in sizes.items():
-            side = res.setdefault(("mock", size), {"produce": [], "consume": []})
-            for rep in range(ctx.reps):
+            mk = res.setdefault(("mock", size), {"produce": [], "consume": []})
+            wg = res.setdefault(("wiregate", size), {"produce": [], "consume": [], "pcpu": [], "ccpu": []})
+            for rep in range(ctx.reps):  # interleaved: mock round, then wiregate round
                 topic = f"bench-ck-{size}-{rep}"
                 partitions = _ck_partitions(mock.address, topic)
-                side["produce"].append(_ck_produce(mock.address, topic, n, size))
+                mk["produce"].append(_ck_produce(mock.address, topic, n, size))
                 if size not in consume_n:
                     consume_n[size] = min(n, _ck_retained(mock.address, topic, partitions))
                     passes[size] = max(1, round(n / consume_n[size]))
-                side["consume"].append(_ck_consume(mock.address, topic, partitions, consume_n[size], passes[size]))
-    with ctx.wiregate("kafka_confluent") as server:
-        _create_topic(server.bootstrap, WARM_TOPIC, 1)
-        for size, n in sizes.items():
-            side = res.setdefault(("wiregate", size), {"produce": [], "consume": [], "pcpu": [], "ccpu": []})
-            for rep in range(ctx.reps):
-                topic = f"bench-ck-{size}-{rep}"
+                mk["consume"].append(_ck_consume(mock.address, topic, partitions, consume_n[size], passes[size]))
                 _create_topic(server.bootstrap, topic, partitions)
                 with server.cpu_meter() as cpu:
-                    side["produce"].append(_ck_produce(server.bootstrap, topic, n, size))
-                side["pcpu"].append(cpu.share)
+                    wg["produce"].append(_ck_produce(server.bootstrap, topic, n, size))
+                wg["pcpu"].append(cpu.share)
                 with server.cpu_meter() as cpu:
-                    side["consume"].append(_ck_consume(server.bootstrap, topic, partitions, consume_n[size],
-                                                       passes[size]))
-                side["ccpu"].append(cpu.share)
+                    wg["consume"].append(_ck_consume(server.bootstrap, topic, partitions, consume_n[size],
+                                                     passes[size]))
+                wg["ccpu"].append(cpu.share)
     for size, n in sizes.items():
         wg, mk = res[("wiregate", size)], res[("mock", size)]
         for op, cpu_key in (("produce", "pcpu"), ("consume", "ccpu")):
@@ -656,26 +650,23 @@ def probe_kafka_python(ctx) -> None:
     """kafka-python produce and consume: wiregate vs the null sink (kafka-python cannot bootstrap the mock)."""
     sizes = {100: ctx.counts(30_000, 1_000), 1024: ctx.counts(10_000, 300)}
     res: dict[tuple[str, int], dict[str, list]] = {}
-    for size, n in sizes.items():
-        with null_sink(1, size) as sink:
-            side = res.setdefault(("sink", size), {"produce": [], "consume": []})
-            for rep in range(ctx.reps):
-                topic = f"bench-kp-{size}-{rep}"
-                side["produce"].append(_kp_produce(sink.address, topic, n, size))
-                side["consume"].append(_kp_consume(sink.address, topic, n))
     with ctx.wiregate("kafka_python") as server:
         _create_topic(server.bootstrap, WARM_TOPIC, 1)
         for size, n in sizes.items():
-            side = res.setdefault(("wiregate", size), {"produce": [], "consume": [], "pcpu": [], "ccpu": []})
-            for rep in range(ctx.reps):
-                topic = f"bench-kp-{size}-{rep}"
-                _create_topic(server.bootstrap, topic, 1)
-                with server.cpu_meter() as cpu:
-                    side["produce"].append(_kp_produce(server.bootstrap, topic, n, size))
-                side["pcpu"].append(cpu.share)
-                with server.cpu_meter() as cpu:
-                    side["consume"].append(_kp_consume(server.bootstrap, topic, n))
-                side["ccpu"].append(cpu.share)
+            sk = res.setdefault(("sink", size), {"produce": [], "consume": []})
+            wg = res.setdefault(("wiregate", size), {"produce": [], "consume": [], "pcpu": [], "ccpu": []})
+            with null_sink(1, size) as sink:
+                for rep in range(ctx.reps):  # interleaved: sink round, then wiregate round
+                    topic = f"bench-kp-{size}-{rep}"
+                    sk["produce"].append(_kp_produce(sink.address, topic, n, size))
+                    sk["consume"].append(_kp_consume(sink.address, topic, n))
+                    _create_topic(server.bootstrap, topic, 1)
+                    with server.cpu_meter() as cpu:
+                        wg["produce"].append(_kp_produce(server.bootstrap, topic, n, size))
+                    wg["pcpu"].append(cpu.share)
+                    with server.cpu_meter() as cpu:
+                        wg["consume"].append(_kp_consume(server.bootstrap, topic, n))
+                    wg["ccpu"].append(cpu.share)
     for size, n in sizes.items():
         wg, sk = res[("wiregate", size)], res[("sink", size)]
         for op, cpu_key in (("produce", "pcpu"), ("consume", "ccpu")):
@@ -691,13 +682,12 @@ def probe_kafka_python(ctx) -> None:
 
 # =============================================================== trace (placeholder)
 def probe_trace(ctx) -> None:
-    """PLACEHOLDER — the cost of wiregate's decoded-frame trace while disabled.
+    """The cost of wiregate's decoded-frame trace while disabled: bench/trace_overhead.py's own probe.
 
-    Another engineer is writing the trace and ``bench/trace_overhead.py``.
-    When that module exists and defines ``probe(ctx)`` (appending
-    :class:`bench.common.Row`s to ``ctx.rows``, like the probes here), this
-    probe runs it; until then it records an empty row so the table shows the
-    gap.
+    That module (written with the trace, by its author) defines
+    ``probe(ctx)``, appending :class:`bench.common.Row`s to ``ctx.rows`` like
+    the probes here. Without it, this placeholder records an empty row so
+    the table shows the gap.
     """
     spec = importlib.util.find_spec("bench.trace_overhead")
     if spec is not None:
@@ -707,7 +697,7 @@ def probe_trace(ctx) -> None:
             return
     ctx.rows.append(Row(
         "trace", "decoded-frame trace, disabled: cost", "%", "lower", None,
-        target_text="noise", note="PLACEHOLDER: to be filled by bench/trace_overhead.py (not written yet)",
+        target_text="noise", note="PLACEHOLDER: bench/trace_overhead.py (with probe(ctx)) is missing",
     ))
 
 
