@@ -6,6 +6,15 @@ Semantics follow RabbitMQ 3.10: consumers need a prefetch and manual acks,
 choose where to start with ``x-stream-offset`` (``first``, ``last``,
 ``next``, an offset, a timestamp or an interval such as ``1h``), and every
 delivery carries the ``x-stream-offset`` header; basic.get is refused.
+
+Retention follows osiris: the log rolls a new segment once the current one
+has exceeded ``x-stream-max-segment-size-bytes`` (default 500 MB; message
+bodies are counted, not osiris's chunk headers), never inside a chunk, and
+each roll evaluates retention — the oldest segments go while the stream is
+larger than ``x-max-length-bytes``, then while their newest message is older
+than ``x-max-age`` (``7D``, ``12h``, ``30s``: Y, M, D, h, m, s); the current
+segment always stays.  A consumer whose position was deleted continues from
+the new first offset, as an osiris reader does.
 """
 
 from __future__ import annotations
@@ -21,6 +30,16 @@ from .queue import Consumer, Queue
 
 _INTERVAL = re.compile(r"^(\d+)([YMDhms])$")
 _UNIT_SECONDS = {"Y": 365 * 86400, "M": 30 * 86400, "D": 86400, "h": 3600, "m": 60, "s": 1}
+#: osiris's default max_segment_size_bytes
+DEFAULT_SEGMENT_BYTES = 500_000_000
+
+
+def _max_age(value: Any) -> float | None:
+    """``x-max-age`` (``7D``, ``1h``…) in seconds; None when absent or not of that form."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    match = _INTERVAL.match(value) if isinstance(value, str) else None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
 
 
 class InvalidOffset(CoreError):
@@ -36,6 +55,12 @@ class StreamQueue(Queue):
         super().__init__(*args, **kwargs)
         self.log = Log()
         self._positions: dict[Consumer, int] = {}
+        args = self.arguments
+        segment = args.get("x-stream-max-segment-size-bytes")
+        self.log.segment_bytes = segment if isinstance(segment, int) and not isinstance(segment, bool) and segment > 0 else DEFAULT_SEGMENT_BYTES
+        self.log.roll_before_full = False
+        #: x-max-age in seconds, None without one
+        self.max_age = _max_age(args.get("x-max-age"))
 
     @property
     def message_count(self) -> int:
@@ -46,15 +71,32 @@ class StreamQueue(Queue):
         return any(position < end for position in self._positions.values())
 
     def enqueue(self, message: Message) -> bool:
-        self.log.append(
-            message,
-            timestamp=self.vhost.scheduler.wall(),
-            chunk=self.vhost.write_batch,
-            size=len(message.body),
-        )
+        log = self.log
+        active = log.segments[-1]
+        now = self.vhost.scheduler.wall()
+        log.append(message, timestamp=now, chunk=self.vhost.write_batch, size=len(message.body))
+        if log.segments[-1] is not active:
+            self.apply_retention(now)
         if self._registered:
             self.dispatch()
         return True
+
+    def apply_retention(self, now: float) -> int:
+        """osiris's retention evaluation (on each segment roll); returns the segments deleted."""
+        log = self.log
+        segments = log.segments
+        count = 0
+        size = log.bytes
+        max_bytes = self.max_length_bytes
+        while count < len(segments) - 1 and max_bytes is not None and size > max_bytes:
+            size -= segments[count].bytes
+            count += 1
+        if self.max_age is not None:
+            while count < len(segments) - 1 and (segments[count].last_modified or now) < now - self.max_age:
+                count += 1
+        if count:
+            log.drop_segments(count)
+        return count
 
     def take(self, ack_required: bool) -> Entry | None:
         raise NotImplementedFeature(f"basic.get not supported by stream queues {self.describe()}")
@@ -116,6 +158,8 @@ class StreamQueue(Queue):
                 position = self._positions.get(consumer)
                 if position is None:
                     continue
+                if position < log.start_offset:
+                    position = self._positions[consumer] = log.start_offset
                 while position < log.next_offset and consumer.has_credit():
                     batch = log.batch_at(position)
                     if batch is None:

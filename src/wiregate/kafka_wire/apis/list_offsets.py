@@ -63,6 +63,8 @@ def offset_for_time(partition: Any, target: int) -> tuple[int, int]:
         best = None
         best_time = -1
         for batch in log.read(start):
+            if records.record_count(batch.payload) == 0:
+                continue  # left empty by the log cleaner
             stamp = records.max_timestamp(batch.payload)
             if best is None or stamp > best_time:
                 best, best_time = batch.payload, stamp
