@@ -6,9 +6,11 @@ process stops, :func:`summarise` writes next to it:
 
 - ``<probe>-top.txt``: the frames with the most samples, by self time and
   by inclusive time (the text to read first);
-- ``<probe>.svg``: a flame graph (open it in a browser; hover for names).
+- ``<probe>.svg``: a flame graph by function (open it in a browser; hover
+  for names and shares).
 
-The ``.txt`` collapsed stacks also feed speedscope, inferno or flamegraph.pl.
+The ``<probe>.txt`` collapsed stacks (per line, not kept in git: they are
+large) also feed speedscope, inferno or flamegraph.pl.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def flame_svg(stacks: list[tuple[list[str], int]], title: str, width: int = 1600
         node = tree
         node["count"] += count
         for frame in frames:
-            node = node["children"].setdefault(_short(frame), {"count": 0, "children": {}})
+            node = node["children"].setdefault(_function(frame), {"count": 0, "children": {}})
             node["count"] += count
     total = tree["count"] or 1
     row = 16
@@ -86,7 +88,7 @@ def flame_svg(stacks: list[tuple[list[str], int]], title: str, width: int = 1600
         nonlocal depth_max
         for name, child in sorted(node["children"].items()):
             w = child["count"] / total * width
-            if w >= 0.3:
+            if w >= 1.0:
                 depth_max = max(depth_max, depth)
                 y = depth
                 hue = 20 + (hash(name.split(" ")[0]) % 40)
