@@ -155,8 +155,8 @@ async def _serve_until_signal(config: Config) -> int:
             except ListenError as exc:
                 logger.error("%s", exc)
                 return 1
-            except OSError as exc:
-                logger.error("cannot open the trace file: %s", exc)
+            except OSError as exc:  # e.g. the --trace-file cannot be opened
+                logger.error("%s", exc)
                 return 1
             async for signum in signals:
                 logger.info("received %s", signal.Signals(signum).name)

@@ -214,7 +214,10 @@ class Gateway:
         # --trace-file first: opening it may fail, before anything listens.
         sinks: list[Any] = []
         if self.config.trace_file is not None:
-            sinks.append(JSONLinesSink(self.config.trace_file))
+            try:
+                sinks.append(JSONLinesSink(self.config.trace_file))
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot open the trace file: {exc.strerror}", str(self.config.trace_file)) from None
         if self.config.trace:
             sinks.append(TracePrinter(hold=True))
         for sink in sinks:
