@@ -17,6 +17,7 @@ FORBIDDEN = {
     "wiregate.core": ["trio", "h11", "pamqp", "asyncio", "wiregate.amqp", "wiregate.kafka_wire", "wiregate.gateway"],
     "wiregate.amqp": ["trio", "h11", "asyncio", "wiregate.kafka_wire", "wiregate.gateway"],
     "wiregate.kafka_wire": ["trio", "h11", "pamqp", "asyncio", "wiregate.amqp", "wiregate.gateway"],
+    "wiregate.storage": ["trio", "h11", "asyncio", "wiregate.gateway"],
     "wiregate.gateway": ["asyncio"],
 }
 
@@ -27,6 +28,7 @@ FORBIDDEN = {
 # discounted.
 THIRD_PARTY = {
     "wiregate.kafka_wire": ["kio.serial", "kio.index", "kio.schema.errors"],
+    "wiregate.storage": ["kio.serial", "kio.index", "kio.schema.errors"],
     "wiregate.gateway": ["kio.serial", "kio.index", "kio.schema.errors"],
 }
 
