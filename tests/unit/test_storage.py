@@ -257,3 +257,34 @@ def test_reset_forgets_the_directory(tmp_path: Path) -> None:
     assert set(broker.vhosts["/"].queues) == {"after"}
     assert broker.topics.get("t") is None
     data.close()
+
+
+def test_a_big_journal_is_rewritten_as_a_snapshot(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(datadir_module, "META_COMPACT_BYTES", 2000)
+    broker, data = _open(tmp_path)
+    vhost = broker.vhosts["/"]
+    vhost.declare_exchange("x", "topic", durable=True)
+    vhost.declare_exchange("x2", "fanout", durable=True)
+    vhost.declare_queue("q", durable=True)
+    vhost.bind_queue("q", "x", "a.#")
+    vhost.bind_exchange("x2", "x", "b.#")
+    topic = broker.topics.create("t", 2)
+    for n in range(200):  # offset commits make the journal grow
+        broker.groups.commit_offsets("g", "", None, -1, [OffsetCommit("t", 0, n, -1, None)])
+    broker.producer_ids.allocate()
+    before = sum(p.stat().st_size for p in (tmp_path / "meta").iterdir())
+    assert before > 2000
+
+    broker, data = _restart(tmp_path, data)
+    files = list((tmp_path / "meta").iterdir())
+    assert len(files) == 1 and files[0].stat().st_size < before / 4
+    broker, data = _restart(tmp_path, data)  # the snapshot alone rebuilds everything
+    vhost = broker.vhosts["/"]
+    assert {"x", "x2"} <= set(vhost.exchanges) and set(vhost.queues) == {"q"}
+    message = Message("x", "a.1", b"", PERSISTENT, persistent=True)
+    assert [q.name for q in vhost.route(vhost.exchanges["x"], "a.1", message)] == ["q"]
+    assert vhost.exchanges["x"].has_binding(vhost.exchanges["x2"], "b.#", {})
+    assert broker.topics.get("t").id == topic.id
+    assert broker.groups.committed("g")[("t", 0)].offset == 199
+    assert broker.producer_ids.allocate() == 1
+    data.close()

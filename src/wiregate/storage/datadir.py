@@ -55,6 +55,8 @@ FSYNC_POLICIES = ("always", "batch", "never")
 #: a queue or journal segment rolls past this size
 QUEUE_SEGMENT_BYTES = 16 * 1024 * 1024
 META_SEGMENT_BYTES = 64 * 1024 * 1024
+#: at start-up, a journal bigger than this is rewritten as a snapshot
+META_COMPACT_BYTES = 8 * 1024 * 1024
 #: partition segment files roll past this size (Kafka's own segment.bytes
 #: governs retention in memory; files follow the log start)
 PARTITION_SEGMENT_BYTES = 64 * 1024 * 1024
@@ -97,6 +99,7 @@ class DataDir:
         self._meta: SegmentFile | None = None
         self._queues: dict[tuple[str, str], QueueStore] = {}
         self._partitions: dict[tuple[Any, int], PartitionStore] = {}
+        self._broker: Broker | None = None
         self.path.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------ writing
@@ -162,9 +165,36 @@ class DataDir:
     # ------------------------------------------------------------ journal
     def journal(self, entry: tuple[Any, ...]) -> None:
         meta = self._meta
-        if meta is None or meta.size >= META_SEGMENT_BYTES:
+        if meta is not None and meta.size >= META_SEGMENT_BYTES and self._broker is not None:
+            self.compact_journal()  # the snapshot holds the state up to here
+            meta = self._meta
+        if meta is None:
             meta = self._open_meta()
         self.write(meta, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def compact_journal(self) -> None:
+        """Replace the journal by a snapshot of the broker's durable state.
+
+        The snapshot goes to a new file, which is fsynced before the old
+        files are deleted; a crash in between replays the old journal and
+        then the snapshot, which restates the same state.
+        """
+        assert self._broker is not None
+        directory = self.path / "meta"
+        self.new_directory(directory)
+        old = list(segment_paths(directory, ".journal"))
+        number = int(old[-1].name.split(".")[0]) + 1 if old else 0
+        if self._meta is not None:
+            self._meta.close()
+        snapshot = SegmentFile(directory / f"{number:010d}.journal")
+        for entry in snapshot_entries(self._broker):
+            snapshot.append(pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+        snapshot.fsync()
+        fsync_directory(directory)
+        for path in old:
+            path.unlink(missing_ok=True)
+        fsync_directory(directory)
+        self._meta = snapshot
 
     def _open_meta(self) -> SegmentFile:
         # The first write after start-up continues the newest journal file
@@ -244,7 +274,9 @@ class DataDir:
             Counts for the start-up log line.
         """
         counts = {"journal entries": 0, "messages": 0, "batches": 0}
+        journal_bytes = 0
         for path in segment_paths(self.path / "meta", ".journal"):
+            journal_bytes += path.stat().st_size
             for payload in recover_file(path):
                 try:
                     entry = pickle.loads(payload)
@@ -253,6 +285,9 @@ class DataDir:
                     log.warning("data dir %s: journal entry skipped: %s: %s", self.path, type(exc).__name__, exc)
                 counts["journal entries"] += 1
         broker.attach_persistence(self)
+        self._broker = broker
+        if journal_bytes > META_COMPACT_BYTES:
+            self.compact_journal()
         for vhost in broker.vhosts.values():
             for queue in vhost.queues.values():
                 if queue.durable:
@@ -289,7 +324,50 @@ def _replay(broker: Broker, entry: tuple[Any, ...]) -> None:
         return
     owner = {"topics": broker.topics, "groups": broker.groups, "producer_ids": broker.producer_ids}[target]
     _, method, args = entry
+    if target == "topics" and method == "create":
+        existing = broker.topics.get(args[0])
+        if existing is not None and existing.id == args[3]:
+            return  # restated by a snapshot written after the journal it follows
     getattr(owner, method)(*args)
+
+
+def snapshot_entries(broker: Broker) -> list[tuple[Any, ...]]:
+    """Journal entries that rebuild the broker's durable state from nothing."""
+    entries: list[tuple[Any, ...]] = []
+    for vhost in broker.vhosts.values():
+        name = vhost.name
+        durable_exchanges = [
+            x for x in vhost.exchanges.values() if x.durable and x.name and not x.name.startswith("amq.")
+        ]
+        for exchange in durable_exchanges:
+            entries.append((
+                "vhost", name, "declare_exchange", (exchange.name, exchange.type),
+                dict(durable=True, auto_delete=exchange.auto_delete, internal=exchange.internal, arguments=exchange.arguments),
+            ))
+        durable_queues = [q for q in vhost.queues.values() if q.durable and q.owner is None]
+        for queue in durable_queues:
+            entries.append(("vhost", name, "declare_queue", (queue.name,), dict(durable=True, auto_delete=queue.auto_delete, arguments=queue.arguments)))
+        for exchange in vhost.exchanges.values():
+            if not exchange.durable or not exchange.name:
+                continue
+            for binding in exchange.bindings.values():
+                destination = binding.destination
+                if not destination.durable:
+                    continue
+                if destination in durable_queues:
+                    entries.append(("vhost", name, "bind_queue", (destination.name, exchange.name, binding.routing_key, binding.arguments), {}))
+                elif getattr(destination, "bindings", None) is not None:
+                    entries.append(("vhost", name, "bind_exchange", (destination.name, exchange.name, binding.routing_key, binding.arguments), {}))
+    for topic in broker.topics.by_name.values():
+        entries.append(("topics", "create", (topic.name, len(topic.partitions), dict(topic.configs), topic.id)))
+    for group_id, group in broker.groups.groups.items():
+        if group.offsets:
+            stored = [(topic, partition, committed) for (topic, partition), committed in group.offsets.items()]
+            entries.append(("groups", "restore_offsets", (group_id, stored)))
+    next_id = broker.producer_ids._next
+    if next_id > 0:
+        entries.append(("producer_ids", "skip_past", (next_id - 1,)))
+    return entries
 
 
 class QueueStore:
