@@ -288,3 +288,32 @@ def test_a_big_journal_is_rewritten_as_a_snapshot(tmp_path: Path, monkeypatch) -
     assert broker.groups.committed("g")[("t", 0)].offset == 199
     assert broker.producer_ids.allocate() == 1
     data.close()
+
+
+def test_stream_queue_messages_come_back_at_their_offsets(tmp_path: Path) -> None:
+    broker, data = _open(tmp_path)
+    vhost = broker.vhosts["/"]
+    vhost.declare_queue("s", durable=True, arguments={"x-queue-type": "stream"})
+    for body in (b"a", b"b", b"c"):
+        _publish(broker, "s", body, persistent=False)  # a stream keeps every message
+    broker, data = _restart(tmp_path, data)
+    log = broker.vhosts["/"].queues["s"].log
+    assert [(batch.base_offset, batch.payload.body) for batch in log.read(0)] == [(0, b"a"), (1, b"b"), (2, b"c")]
+    _publish(broker, "s", b"d")
+    broker, data = _restart(tmp_path, data)
+    assert [batch.payload.body for batch in broker.vhosts["/"].queues["s"].log.read(0)] == [b"a", b"b", b"c", b"d"]
+    data.close()
+
+
+def test_compacted_ranges_replace_what_they_cover(tmp_path: Path) -> None:
+    broker, data = _open(tmp_path)
+    partition = broker.topics.create("t", 1).partitions[0]
+    for value in (b"a", b"b", b"c", b"d"):
+        _append(partition, _batch([value]))
+    kept = [batch for batch in partition.log.read(0) if batch.base_offset in (1, 3)]
+    partition.store.compacted(0, 3, [kept[0]])  # as the cleaner reports it: [0, 3) now holds offset 1 only
+    broker, data = _restart(tmp_path, data)
+    partition = broker.topics.get("t").partitions[0]
+    assert [batch.base_offset for batch in partition.log.read(0)] == [1, 3]
+    assert partition.high_watermark == 4
+    data.close()

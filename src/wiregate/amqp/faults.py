@@ -22,6 +22,7 @@ A rule matches a method frame a client sends by ``method`` (``"basic.publish"``,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from wiregate.core.faults import PROTOCOLS, ProtocolFaults
@@ -37,20 +38,26 @@ _DEFAULT_CODES = {"close_channel": PRECONDITION_FAILED, "close_connection": CONN
 
 
 def method_name(index: int) -> str:
-    """``"basic.publish"`` for a method index; ``"60.40"``-style for unknown ones."""
+    """The spec's name of a method (``"basic.publish"``, ``"queue.declare-ok"``, as the trace names
+    them); ``"60.40"``-style for unknown ones."""
     cls = codec.method_class(index)
-    return cls.name.lower() if cls is not None else f"{index >> 16}.{index & 0xFFFF}"
+    if cls is None:
+        return f"{index >> 16}.{index & 0xFFFF}"
+    class_name, _, method = cls.name.partition(".")
+    return f"{class_name.lower()}.{re.sub(r'(?<!^)(?=[A-Z])', '-', method).lower()}"
 
 
-_KNOWN_METHODS = frozenset(method_name(index) for index in codec._FIELDS)
+#: the spec's names, found also without hyphens (pamqp's spelling: "queue.declareok")
+_KNOWN_METHODS = {name.replace("-", ""): name for name in (method_name(index) for index in codec._FIELDS)}
 
 
 def _normalize(spec: dict[str, Any]) -> None:
     method = spec.get("method")
     if method is not None:
-        if not isinstance(method, str) or method.lower() not in _KNOWN_METHODS:
+        canonical = _KNOWN_METHODS.get(method.lower().replace("-", "")) if isinstance(method, str) else None
+        if canonical is None:
             raise ValueError(f"unknown AMQP method {method!r} (e.g. 'basic.publish', 'queue.declare')")
-        spec["method"] = method.lower()
+        spec["method"] = canonical
     for key in ("queue", "exchange", "routing_key"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
             raise ValueError(f"{key} must be a string")

@@ -74,9 +74,14 @@ class StreamQueue(Queue):
         log = self.log
         active = log.segments[-1]
         now = self.vhost.scheduler.wall()
-        log.append(message, timestamp=now, chunk=self.vhost.write_batch, size=len(message.body))
+        base = log.append(message, timestamp=now, chunk=self.vhost.write_batch, size=len(message.body))
+        if self.store is not None:
+            self.store.append(base, 1, message, now)
         if log.segments[-1] is not active:
+            start = log.start_offset
             self.apply_retention(now)
+            if self.store is not None and log.start_offset != start:
+                self.store.start_moved(log.start_offset)
         if self._registered:
             self.dispatch()
         return True

@@ -6,9 +6,10 @@ Layout::
     DIR/queues/<vhost>/<queue>/NNNNNNNNNN.seg
                                           a durable queue's persistent messages:
                                           E(nqueue) / D(elivered) / R(emoved) records
+                                          (a stream queue: B(atch) records as below)
     DIR/topics/<topic id>/<partition>/<base offset>.seg
                                           Kafka record batches in their wire form,
-                                          plus S(tart offset) records
+                                          plus S(tart offset) and C(ompacted) records
 
 Names of vhosts and queues are hex-encoded (any byte is allowed in them).
 Every file is append-only with per-record CRC-32C (see segments.py);
@@ -97,8 +98,8 @@ class DataDir:
         self._new_directories: set[Path] = set()
         self._waiting: deque[tuple[int, Callable[[], None]]] = deque()
         self._meta: SegmentFile | None = None
-        self._queues: dict[tuple[str, str], QueueStore] = {}
-        self._partitions: dict[tuple[Any, int], PartitionStore] = {}
+        self._queues: dict[tuple[str, str], QueueStore | LogStore] = {}
+        self._partitions: dict[tuple[Any, int], LogStore] = {}
         self._broker: Broker | None = None
         self.path.mkdir(parents=True, exist_ok=True)
 
@@ -210,13 +211,17 @@ class DataDir:
         return self._meta
 
     # ------------------------------------------------------------ queues
-    def queue_store(self, vhost: str, queue: Any) -> QueueStore:
+    def queue_store(self, vhost: str, queue: Any) -> QueueStore | LogStore:
         key = (vhost, queue.name)
         store = self._queues.get(key)
         if store is None:
             directory = self.path / "queues" / _hex(vhost) / _hex(queue.name)
             self.new_directory(directory)
-            store = self._queues[key] = QueueStore(self, directory)
+            if getattr(queue, "log", None) is not None:  # a stream queue: a log of messages
+                store = LogStore(self, directory, _encode_stream_message)
+            else:
+                store = QueueStore(self, directory)
+            self._queues[key] = store
         return store
 
     def queue_deleted(self, vhost: str, queue: Any) -> None:
@@ -225,13 +230,13 @@ class DataDir:
             store.drop()
 
     # ------------------------------------------------------------ topics
-    def partition_store(self, partition: Any) -> PartitionStore:
+    def partition_store(self, partition: Any) -> LogStore:
         key = (partition.topic.id, partition.index)
         store = self._partitions.get(key)
         if store is None:
             directory = self.path / "topics" / partition.topic.id.hex / str(partition.index)
             self.new_directory(directory)
-            store = self._partitions[key] = PartitionStore(self, directory)
+            store = self._partitions[key] = LogStore(self, directory)
         return store
 
     def topic_deleted(self, topic: Any) -> None:
@@ -292,7 +297,10 @@ class DataDir:
             for queue in vhost.queues.values():
                 if queue.durable:
                     store = self.queue_store(vhost.name, queue)
-                    counts["messages"] += store.load(queue, make_properties)
+                    if isinstance(store, LogStore):
+                        counts["messages"] += store.load_stream(queue, make_properties)
+                    else:
+                        counts["messages"] += store.load(queue, make_properties)
                     queue.store = store
         for topic in broker.topics.by_name.values():
             topic.persistence = self
@@ -396,24 +404,8 @@ class QueueStore:
 
     # --------------------------------------------------------- the queue's calls
     def add(self, entry: Any) -> None:
-        message = entry.message
         segment = self._segment()
-        routing_keys = message.routing_keys if message.routing_keys != [message.routing_key] else []
-        parts = [
-            _message_head.pack(
-                b"E",
-                entry.seq,
-                -1 if message.expiration is None else message.expiration,
-                0 if message.priority is None else message.priority + 1,
-                len(routing_keys),
-            ),
-            _short(message.exchange),
-            _short(message.routing_key),
-            *(_short(key) for key in routing_keys),
-            _long(getattr(message.properties, "raw", b"") or b""),
-            _long(message.body),
-        ]
-        self.datadir.write(segment, b"".join(parts))
+        self.datadir.write(segment, _encode_message(entry.seq, entry.message))
         self._live[entry.seq] = self._number
         self._counts[self._number] += 1
 
@@ -493,6 +485,25 @@ class QueueStore:
         self._current = None
 
 
+def _encode_message(seq: int, message: Message) -> bytes:
+    routing_keys = message.routing_keys if message.routing_keys != [message.routing_key] else []
+    parts = [
+        _message_head.pack(
+            b"E",
+            seq,
+            -1 if message.expiration is None else message.expiration,
+            0 if message.priority is None else message.priority + 1,
+            len(routing_keys),
+        ),
+        _short(message.exchange),
+        _short(message.routing_key),
+        *(_short(key) for key in routing_keys),
+        _long(getattr(message.properties, "raw", b"") or b""),
+        _long(message.body),
+    ]
+    return b"".join(parts)
+
+
 def _short(text: str) -> bytes:
     data = text.encode()
     return struct.pack(">H", len(data)) + data
@@ -529,66 +540,135 @@ def _decode_message(payload: bytes, make_properties: Callable[[bytes], Any]) -> 
     )
 
 
-class PartitionStore:
-    """One Kafka partition's record batches, as clients sent them (offsets patched)."""
+class LogStore:
+    """One append-only log's batches: a Kafka partition (wire-form record
+    batches) or a stream queue (AMQP messages, one per offset).
 
-    def __init__(self, datadir: DataDir, directory: Path) -> None:
+    Records: B(atch) ``base, count, timestamp, payload``; S(tart) ``offset``
+    (retention, DeleteRecords); C(ompacted) ``first, end, batches`` (the
+    cleaner replaced offsets ``[first, end)``).  A file is deleted once the
+    start offset has passed its last batch.
+    """
+
+    def __init__(self, datadir: DataDir, directory: Path, encode: Callable[[Any], bytes] = bytes) -> None:
         self.datadir = datadir
         self.directory = directory
+        self._encode = encode
         self._current: SegmentFile | None = None
-        #: segment file -> (first base offset, next offset after its last batch)
+        #: segment file -> [first base offset, next offset after its last batch]
         self._ranges: dict[Path, list[int]] = {}
 
-    def append(self, base: int, count: int, payload: bytes, timestamp: float) -> None:
+    def _segment(self, base: int) -> SegmentFile:
         current = self._current
         if current is None or current.size >= PARTITION_SEGMENT_BYTES:
             if current is not None:
                 current.close()
             current = self._current = SegmentFile(self.directory / f"{base:020d}.seg")
-            self._ranges[current.path] = [base, base]
-        self.datadir.write(current, _batch_head.pack(b"B", base, count, timestamp) + payload)
+            self._ranges.setdefault(current.path, [base, base])
+        return current
+
+    def append(self, base: int, count: int, payload: Any, timestamp: float, chunk: int | None = None) -> None:
+        current = self._segment(base)
+        self.datadir.write(current, _batch_head.pack(b"B", base, count, timestamp) + self._encode(payload))
         self._ranges[current.path][1] = base + count
 
     def start_moved(self, offset: int) -> None:
-        current = self._current
-        if current is None:
-            current = self._current = SegmentFile(self.directory / f"{offset:020d}.seg")
-            self._ranges[current.path] = [offset, offset]
+        current = self._segment(offset)
         self.datadir.write(current, _start.pack(b"S", offset))
         for path, (_first, end) in list(self._ranges.items()):
             if end <= offset and path != current.path:
                 del self._ranges[path]
                 path.unlink(missing_ok=True)
 
-    def load(self, partition: Any, broker: Broker) -> int:
-        """Read the segments back into the partition's log; rebuild idempotent producer state."""
-        log_ = partition.log
+    def compacted(self, first: int, end: int, batches: list[Any]) -> None:
+        parts = [struct.pack(">cQQI", b"C", first, end, len(batches))]
+        for batch in batches:
+            record = _batch_head.pack(b"B", batch.base_offset, batch.count, batch.timestamp) + self._encode(batch.payload)
+            parts.append(struct.pack(">I", len(record)) + record)
+        self.datadir.write(self._segment(first), b"".join(parts))
+
+    def scan(self) -> tuple[list[tuple[int, int, float, bytes]], int]:
+        """Every live batch ``(base, count, timestamp, stored payload)`` in offset order, and the start offset."""
+        batches: dict[int, tuple[int, int, float, bytes]] = {}
         start = 0
-        batches = 0
-        paths = list(segment_paths(self.directory, ".seg"))
-        for path in paths:
+        for path in segment_paths(self.directory, ".seg"):
             first = None
+            last = None
             for payload in recover_file(path):
-                if payload[:1] == b"S":
+                kind = payload[:1]
+                if kind == b"S":
                     start = max(start, _start.unpack_from(payload, 0)[1])
-                    continue
-                _, base, count, timestamp = _batch_head.unpack_from(payload, 0)
-                batch = payload[_batch_head.size :]
-                log_.restore(batch, base_offset=base, timestamp=timestamp, chunk=base, count=count, size=len(batch))
-                _rebuild_producer(partition, broker, batch, base)
-                first = base if first is None else first
-                batches += 1
-            self._ranges[path] = [first if first is not None else log_.next_offset, log_.next_offset]
-        if start > log_.start_offset:
-            log_.truncate_before(start)
+                elif kind == b"B":
+                    item = _batch_item(payload)
+                    batches[item[0]] = item
+                    first = item[0] if first is None else first
+                    last = item[0] + item[1]
+                elif kind == b"C":
+                    _, lo, hi, count = struct.unpack_from(">cQQI", payload, 0)
+                    for base in [b for b in batches if lo <= b < hi]:
+                        del batches[base]
+                    pos = struct.calcsize(">cQQI")
+                    for _ in range(count):
+                        (length,) = struct.unpack_from(">I", payload, pos)
+                        item = _batch_item(payload[pos + 4 : pos + 4 + length])
+                        batches[item[0]] = item
+                        pos += 4 + length
+            self._ranges[path] = [first if first is not None else start, last if last is not None else start]
+            self._current = None
+        paths = list(self._ranges)
         if paths:
             self._current = SegmentFile(paths[-1])
-        return batches
+        return [batches[base] for base in sorted(batches) if base + batches[base][1] > start], start
+
+    def load(self, partition: Any, broker: Broker) -> int:
+        """Read a Kafka partition back into its log; rebuild idempotent producer state."""
+        log_ = partition.log
+        items, start = self.scan()
+        for base, count, timestamp, batch in items:
+            log_.restore(batch, base_offset=base, timestamp=timestamp, chunk=base, count=count, size=len(batch), max_timestamp=kafka_records.max_timestamp(batch))
+            _rebuild_producer(partition, broker, batch, base)
+        if start > log_.start_offset:
+            log_.truncate_before(start)
+        return len(items)
+
+    def load_stream(self, queue: Any, make_properties: Callable[[bytes], Any]) -> int:
+        """Read a stream queue's messages back into its log."""
+        log_ = queue.log
+        items, start = self.scan()
+        for base, count, timestamp, payload in items:
+            message = _decode_message(payload, make_properties)
+            log_.restore(message, base_offset=base, timestamp=timestamp, chunk=base, count=count, size=len(message.body))
+        if start > log_.start_offset:
+            log_.truncate_before(start)
+        return len(items)
+
+    # a durable queue's store must answer the queue's calls; a stream never removes single entries
+    def add(self, entry: Any) -> None:
+        pass
+
+    def handed_out(self, entry: Any, ack_required: bool) -> None:
+        pass
+
+    def remove(self, entry: Any) -> None:
+        pass
+
+    def drop(self) -> None:
+        self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def close(self) -> None:
         if self._current is not None:
             self._current.close()
             self._current = None
+
+
+def _batch_item(payload: bytes) -> tuple[int, int, float, bytes]:
+    _, base, count, timestamp = _batch_head.unpack_from(payload, 0)
+    return base, count, timestamp, payload[_batch_head.size :]
+
+
+def _encode_stream_message(message: Message) -> bytes:
+    return _encode_message(0, message)
 
 
 def _rebuild_producer(partition: Any, broker: Broker, batch: bytes, base: int) -> None:
