@@ -502,8 +502,9 @@ class Cleaner:
         """Retention when it is cheap to know it is due; an early cleaning after a roll of a compacted log."""
         if self.stopped:
             return
-        now = self.now_ms()
-        if retention_due(partition.log, policy, now):
-            self._retain(partition, policy, now)
+        if policy.delete and len(partition.log.segments) > 1:
+            now = self.now_ms()
+            if retention_due(partition.log, policy, now):
+                self._retain(partition, policy, now)
         if rolled and policy.compact and self.settings().cleaner_enabled:
             self._schedule_cleaning(0)

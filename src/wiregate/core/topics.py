@@ -121,6 +121,8 @@ class Topic:
         self.persistence: Any = None
         #: the Topics holding this topic (set by Topics.create)
         self.owner: Topics | None = None
+        #: the front end's resolved retention configs and what they were resolved from
+        self.policy_cache: Any = None
 
     @property
     def cleaner(self) -> Any:

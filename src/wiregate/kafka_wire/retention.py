@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from wiregate.core.retention import Cleaner, CleanerSettings, LogPolicy
@@ -34,16 +33,13 @@ from .configs import ConfigError, broker_value, topic_value
 _DEFAULT = LogPolicy()
 
 
-def _fingerprint(broker: Any, topic: Any) -> tuple[Any, ...]:
+def _layers(broker: Any, topic: Any) -> tuple[dict[str, str], ...]:
     return (
-        tuple(topic.configs.items()),
-        tuple(getattr(broker, "kafka_dynamic_broker_configs", {}).items()),
-        tuple(getattr(broker, "kafka_dynamic_default_configs", {}).items()),
-        tuple(getattr(broker, "kafka_configs", {}).items()),
+        topic.configs,
+        getattr(broker, "kafka_dynamic_broker_configs", {}),
+        getattr(broker, "kafka_dynamic_default_configs", {}),
+        getattr(broker, "kafka_configs", {}),
     )
-
-
-_policies: "weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], LogPolicy]]" = weakref.WeakKeyDictionary()
 
 
 def _number(broker: Any, topic: Any, name: str, default: Any, kind: type = int) -> Any:
@@ -62,9 +58,9 @@ def _number(broker: Any, topic: Any, name: str, default: Any, kind: type = int) 
 
 def log_policy(broker: Any, topic: Any) -> LogPolicy:
     """The topic's effective retention and compaction configs."""
-    key = _fingerprint(broker, topic)
-    cached = _policies.get(topic)
-    if cached is not None and cached[0] == key:
+    layers = _layers(broker, topic)
+    cached = topic.policy_cache
+    if cached is not None and cached[0] == layers:
         return cached[1]
     policies = {item.strip() for item in (topic_value(broker, topic, "cleanup.policy") or "delete").split(",")}
     policy = LogPolicy(
@@ -79,7 +75,7 @@ def log_policy(broker: Any, topic: Any) -> LogPolicy:
         min_compaction_lag_ms=_number(broker, topic, "min.compaction.lag.ms", _DEFAULT.min_compaction_lag_ms),
         max_compaction_lag_ms=_number(broker, topic, "max.compaction.lag.ms", _DEFAULT.max_compaction_lag_ms),
     )
-    _policies[topic] = (key, policy)
+    topic.policy_cache = (tuple(dict(layer) for layer in layers), policy)
     return policy
 
 
