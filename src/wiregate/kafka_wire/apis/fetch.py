@@ -7,13 +7,15 @@ Behavior:
   first partition with data returns at least one whole batch, however
   large (Kafka's ``minOneMessage``); later partitions stop before a batch
   that does not fit (Kafka would send a partial batch the client drops).
+  In a compacted log a fetch offset in a gap starts at the next batch.
 - Long poll: when fewer than ``min_bytes`` are available and no partition
   has an error, the response is deferred.  Each fetched partition gets a
   waiter that re-reads on every append; a scheduler timer answers with
   what there is after ``max_wait_ms``.  Nothing blocks other connections.
 - Errors per partition: UNKNOWN_TOPIC_OR_PARTITION (by name, v4-v12),
   UNKNOWN_TOPIC_ID (v13+), OFFSET_OUT_OF_RANGE (offset below the log start
-  or above the high watermark), FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH
+  — which DeleteRecords and retention move — or above the high watermark;
+  a parked fetch left below a new start is answered at once), FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH
   for a ``current_leader_epoch`` older / newer than the partition's.  They
   carry -1 watermarks, as Kafka's do.
 - The last stable offset is the high watermark (no transactions);

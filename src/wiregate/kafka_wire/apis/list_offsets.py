@@ -2,7 +2,7 @@
 
 Behavior:
 - Timestamp -2 (earliest) and -4 (earliest local, KIP-405) answer the log
-  start offset; -1 (latest) the high watermark, which is also the last
+  start offset (moved by DeleteRecords and retention); -1 (latest) the high watermark, which is also the last
   stable offset for READ_COMMITTED (no transactions); both with
   timestamp -1.
 - -3 (max timestamp, KIP-734) finds the first batch carrying the largest

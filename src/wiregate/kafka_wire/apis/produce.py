@@ -15,6 +15,9 @@ Behavior:
   timestamp type bit and maxTimestamp rewritten, and a new CRC.
   ``compression.type`` other than ``producer`` is not applied (Kafka would
   recompress).
+- The append rolls segments by the topic's ``segment.bytes``/``segment.ms``
+  (by the batch's maxTimestamp, as Kafka) and may apply retention
+  (``core/retention.py``); the first Produce attaches the broker's cleaner.
 - Idempotent batches (producer id >= 0) are checked against the
   partition's producer state (``core.producers``): a retried batch answers
   with its original base offset and is not appended again.
