@@ -88,6 +88,7 @@ class Partition:
         """Move the log start offset up to ``offset`` (Kafka's DeleteRecords); returns the new start."""
         if offset > self.log.start_offset:
             self.log.truncate_before(offset)
+            self.notify()  # a parked fetch now below the start gets its error
         return self.log.start_offset
 
     def _log_changed(self, event: str, value: Any) -> None:
