@@ -102,7 +102,8 @@ class ChannelConsumer:
             if annotations:
                 raw = block.annotated(annotations)
         head = wire.basic_deliver_head(channel.number, self._tag_frame, tag, entry.redelivered, block.exchange_rk(message))
-        conn.send_parts([head, *wire.content(channel.number, len(message.body), raw, message.body, conn.frame_max)])
+        body = message.body  # read once: a paged-out body comes from disk
+        conn.send_parts([head, *wire.content(channel.number, len(body), raw, body, conn.frame_max)])
 
     def deliver_reply(self, message: Message) -> None:
         """Direct reply-to: a message for this channel, bypassing any queue."""
@@ -715,10 +716,11 @@ class Channel:
         block: PropertyBlock = message.properties
         annotations = queue.annotations(entry)
         raw = block.annotated(annotations) if annotations else block.raw
+        body = message.body
         self.conn.send_parts(
             [
                 wire.basic_get_ok_head(self.number, tag, entry.redelivered, message.exchange, message.routing_key, len(queue.ready)),
-                *wire.content(self.number, len(message.body), raw, message.body, self.conn.frame_max),
+                *wire.content(self.number, len(body), raw, body, self.conn.frame_max),
             ]
         )
 

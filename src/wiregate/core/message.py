@@ -25,6 +25,7 @@ class Message:
         "routing_keys",
         "_headers",
         "_decode_headers",
+        "size",
     )
 
     def __init__(
@@ -44,6 +45,8 @@ class Message:
         self.exchange = exchange
         self.routing_key = routing_key
         self.body = body
+        #: the body's length (kept when the body itself is paged out to disk)
+        self.size = len(body)
         self.properties = properties
         self.persistent = persistent
         #: the priority property (None when absent)
@@ -85,6 +88,23 @@ class Message:
 
     def __repr__(self) -> str:
         return f"<Message {self.exchange!r}/{self.routing_key!r} {len(self.body)} bytes>"
+
+
+class PagedMessage(Message):
+    """A message whose body lives on disk (a queue past its page-out threshold,
+    or ``x-queue-mode: lazy``, with a data directory).  The body is read back
+    whenever it is used: delivery, dead-lettering."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, message: Message, read: Callable[[], bytes]) -> None:  # noqa: D107 (copies, no super call)
+        for name in ("exchange", "routing_key", "properties", "persistent", "priority", "expiration", "routing_keys", "_headers", "_decode_headers", "size"):
+            object.__setattr__(self, name, getattr(message, name))
+        self._read = read
+
+    @property  # type: ignore[override]
+    def body(self) -> bytes:  # type: ignore[override]
+        return self._read()
 
 
 class Entry:

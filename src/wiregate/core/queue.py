@@ -61,25 +61,25 @@ class ReadyList:
 
     def append(self, entry: Entry) -> None:
         self._items.append(entry)
-        self.bytes += len(entry.message.body)
+        self.bytes += entry.message.size
 
     def head(self) -> Entry:
         return self._items[0]
 
     def popleft(self) -> Entry:
         entry = self._items.popleft()
-        self.bytes -= len(entry.message.body)
+        self.bytes -= entry.message.size
         return entry
 
     def pop(self) -> Entry:
         entry = self._items.pop()
-        self.bytes -= len(entry.message.body)
+        self.bytes -= entry.message.size
         return entry
 
     def restore(self, entries: list[Entry]) -> None:
         """Put entries (sorted by seq) back at their original positions."""
         items = self._items
-        self.bytes += sum(len(e.message.body) for e in entries)
+        self.bytes += sum(e.message.size for e in entries)
         if not items or entries[-1].seq < items[0].seq:
             items.extendleft(reversed(entries))
             return
@@ -130,7 +130,7 @@ class PriorityReadyList(ReadyList):
     def append(self, entry: Entry) -> None:
         self._level(entry.priority).append(entry)
         self._count += 1
-        self.bytes += len(entry.message.body)
+        self.bytes += entry.message.size
 
     def head(self) -> Entry:
         return self._levels[self._order[0]].head()
@@ -140,7 +140,7 @@ class PriorityReadyList(ReadyList):
         entry = self._levels[priority].popleft()
         self._shrink(priority)
         self._count -= 1
-        self.bytes -= len(entry.message.body)
+        self.bytes -= entry.message.size
         return entry
 
     def pop(self) -> Entry:
@@ -148,7 +148,7 @@ class PriorityReadyList(ReadyList):
         entry = self._levels[priority].pop()
         self._shrink(priority)
         self._count -= 1
-        self.bytes -= len(entry.message.body)
+        self.bytes -= entry.message.size
         return entry
 
     def restore(self, entries: list[Entry]) -> None:
@@ -158,7 +158,7 @@ class PriorityReadyList(ReadyList):
         for priority, group in by_priority.items():
             self._level(priority).restore(group)
             self._count += len(group)
-            self.bytes += sum(len(e.message.body) for e in group)
+            self.bytes += sum(e.message.size for e in group)
 
     def clear(self) -> list[Entry]:
         items = list(self)
@@ -199,6 +199,9 @@ class Queue:
         overflow = args.get("x-overflow", "drop-head")
         self.overflow = overflow.decode() if isinstance(overflow, bytes) else str(overflow)
         self.single_active = args.get("x-single-active-consumer") is True
+        mode = args.get("x-queue-mode")
+        #: x-queue-mode=lazy: with a data directory, message bodies are kept on disk from the first one
+        self.lazy = (mode.decode() if isinstance(mode, bytes) else mode) == "lazy"
         queue_type = args.get("x-queue-type", "classic")
         self.queue_type = queue_type.decode() if isinstance(queue_type, bytes) else str(queue_type)
         limit = args.get("x-delivery-limit") if self.queue_type == "quorum" else None
@@ -256,7 +259,7 @@ class Queue:
         A refused message is what ``x-overflow: reject-publish`` does: the
         publisher's confirm becomes a nack.
         """
-        body_size = len(message.body)
+        body_size = message.size
         if self.max_length is not None or self.max_length_bytes is not None:
             over = (self.max_length is not None and len(self.ready) + 1 > self.max_length) or (
                 self.max_length_bytes is not None and self.ready.bytes + body_size > self.max_length_bytes
@@ -280,7 +283,7 @@ class Queue:
         entry = Entry(self._next_seq, message, now + ttl if ttl is not None else None, priority)
         self._next_seq += 1
         self.ready.append(entry)
-        if self.store is not None and message.persistent:
+        if self.store is not None:
             self.store.add(entry)
         if self._registered:
             # a message with TTL 0 still goes to a consumer that is ready now
@@ -318,9 +321,9 @@ class Queue:
             or (self.max_length_bytes is not None and ready.bytes > self.max_length_bytes)
         ):
             entry = ready.popleft()
+            self.vhost.dead_letter(self, entry.message, "maxlen")
             if self.store is not None:
                 self.store.remove(entry)
-            self.vhost.dead_letter(self, entry.message, "maxlen")
 
     def requeue(self, entries: Iterable[Entry]) -> None:
         """Put delivered-but-unsettled entries back at their original positions."""
@@ -347,9 +350,9 @@ class Queue:
         for entry in returned:
             entry.returns += 1
             if self.delivery_limit is not None and entry.returns > self.delivery_limit:
+                self.vhost.dead_letter(self, entry.message, "delivery_limit")
                 if self.store is not None:
                     self.store.remove(entry)
-                self.vhost.dead_letter(self, entry.message, "delivery_limit")
             else:
                 kept.append(entry)
         return kept
@@ -374,9 +377,9 @@ class Queue:
         self.unacked -= len(entries)
         store = self.store
         for entry in entries:
+            self.vhost.dead_letter(self, entry.message, "rejected")
             if store is not None:
                 store.remove(entry)
-            self.vhost.dead_letter(self, entry.message, "rejected")
 
     def take(self, ack_required: bool) -> Entry | None:
         """Remove the head entry for basic.get; None when empty."""
@@ -417,9 +420,9 @@ class Queue:
             if head.expires_at is None or head.expires_at > now:
                 break
             ready.popleft()
+            self.vhost.dead_letter(self, head.message, "expired")
             if self.store is not None:
                 self.store.remove(head)
-            self.vhost.dead_letter(self, head.message, "expired")
         self._arm_ttl()
 
     def _arm_ttl(self) -> None:
@@ -536,10 +539,10 @@ class Queue:
                     entry.delivery_count += 1
                     if consumer.ack_required:
                         self.unacked += 1
-                    if self.store is not None:
-                        self.store.handed_out(entry, consumer.ack_required)
                     group.append(consumer)
                     consumer.deliver(self, entry)
+                    if self.store is not None:
+                        self.store.handed_out(entry, consumer.ack_required)
                     delivered = True
                 if group is not None and not group:
                     del self._groups[priority]
@@ -562,9 +565,9 @@ class Queue:
             entry.delivery_count += 1
             if consumer.ack_required:
                 self.unacked += 1
+            consumer.deliver(self, entry)
             if self.store is not None:
                 self.store.handed_out(entry, consumer.ack_required)
-            consumer.deliver(self, entry)
             delivered = True
         if delivered:
             self._arm_ttl()

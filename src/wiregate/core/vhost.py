@@ -285,8 +285,10 @@ class VHost:
         cls = StreamQueue if queue_type == "stream" else Queue
         queue = cls(self, name, durable=durable, auto_delete=auto_delete, owner=want_owner, arguments=arguments)
         self.queues[name] = queue
-        if durable and self.persistence is not None:
-            self._journal("declare_queue", (name,), dict(durable=True, auto_delete=auto_delete, arguments=arguments))
+        if self.persistence is not None:
+            if durable:
+                self._journal("declare_queue", (name,), dict(durable=True, auto_delete=auto_delete, arguments=arguments))
+            # a non-durable queue's store only pages bodies out (never recovered)
             queue.store = self.persistence.queue_store(self.name, queue)
         # every queue is bound to the default exchange under its own name;
         # routing through "" is done by lookup, so no binding is stored
@@ -321,7 +323,8 @@ class VHost:
             if exchange.unbind_destination(queue):
                 self._maybe_auto_delete(exchange)
         if queue.store is not None:
-            self._journal("delete_queue_named", (queue.name,), {})
+            if queue.durable:
+                self._journal("delete_queue_named", (queue.name,), {})
             self.persistence.queue_deleted(self.name, queue)
             queue.store = None
         return queue.delete()

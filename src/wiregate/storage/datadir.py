@@ -34,7 +34,9 @@ acknowledged message or record.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import pickle
 import shutil
 import struct
@@ -44,11 +46,11 @@ from pathlib import Path
 from typing import Any
 
 from wiregate.core import Broker
-from wiregate.core.message import Message
+from wiregate.core.message import Message, PagedMessage
 from wiregate.kafka_wire import records as kafka_records
 from wiregate.core import producers as kafka_producers
 
-from .segments import SegmentFile, fsync_directory, recover_file, segment_paths
+from .segments import FRAME_OVERHEAD, SegmentFile, fsync_directory, recover_file, segment_paths
 
 log = logging.getLogger("wiregate.storage")
 
@@ -56,6 +58,8 @@ FSYNC_POLICIES = ("always", "batch", "never")
 #: a queue or journal segment rolls past this size
 QUEUE_SEGMENT_BYTES = 16 * 1024 * 1024
 META_SEGMENT_BYTES = 64 * 1024 * 1024
+#: a queue whose ready bodies exceed this keeps further bodies on disk (--page-out-bytes)
+DEFAULT_PAGE_OUT_BYTES = 64 * 1024 * 1024
 #: at start-up, a journal bigger than this is rewritten as a snapshot
 META_COMPACT_BYTES = 8 * 1024 * 1024
 #: partition segment files roll past this size (Kafka's own segment.bytes
@@ -86,11 +90,13 @@ class DataDir:
             leaves data to be fsynced and none was pending before.
     """
 
-    def __init__(self, path: Path, fsync: str = "batch") -> None:
+    def __init__(self, path: Path, fsync: str = "batch", page_out_bytes: int = DEFAULT_PAGE_OUT_BYTES) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"--fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
         self.path = Path(path)
         self.policy = fsync
+        #: a queue's ready bodies past this many bytes are paged out (lazy queues: from 0)
+        self.page_out_bytes = page_out_bytes
         self.sequence = 0
         self.synced = 0
         self.on_dirty: Callable[[], None] | None = None
@@ -216,11 +222,11 @@ class DataDir:
         store = self._queues.get(key)
         if store is None:
             directory = self.path / "queues" / _hex(vhost) / _hex(queue.name)
-            self.new_directory(directory)
             if getattr(queue, "log", None) is not None:  # a stream queue: a log of messages
+                self.new_directory(directory)
                 store = LogStore(self, directory, _encode_stream_message)
             else:
-                store = QueueStore(self, directory)
+                store = QueueStore(self, directory, queue)
             self._queues[key] = store
         return store
 
@@ -381,10 +387,11 @@ def snapshot_entries(broker: Broker) -> list[tuple[Any, ...]]:
 class QueueStore:
     """The persistent messages of one durable queue."""
 
-    def __init__(self, datadir: DataDir, directory: Path) -> None:
+    def __init__(self, datadir: DataDir, directory: Path, queue: Any) -> None:
         self.datadir = datadir
         self.directory = directory
-        #: seq -> number of the segment holding its E record
+        self.queue = queue
+        #: seq -> number of the segment holding its E (or P) record
         self._live: dict[int, int] = {}
         self._delivered: set[int] = set()
         #: segment number -> live messages enqueued in it
@@ -396,6 +403,9 @@ class QueueStore:
     def _segment(self) -> SegmentFile:
         current = self._current
         if current is None or current.size >= QUEUE_SEGMENT_BYTES:
+            if current is None:
+                # created on first use: most non-durable queues never page
+                self.datadir.new_directory(self.directory)
             self._number += 1
             current = self._current = SegmentFile(self.directory / f"{self._number:010d}.seg")
             self._segments[self._number] = current
@@ -404,10 +414,29 @@ class QueueStore:
 
     # --------------------------------------------------------- the queue's calls
     def add(self, entry: Any) -> None:
+        """Journal a persistent message of a durable queue (E); page a body out (E or P).
+
+        P records hold transient bodies paged out to save memory: never
+        recovered, so they need no fsync and raise no durability mark.
+        """
+        message = entry.message
+        queue = self.queue
+        persistent = message.persistent and queue.durable
+        page = queue.lazy or queue.ready.bytes > self.datadir.page_out_bytes
+        if not persistent and not page:
+            return
         segment = self._segment()
-        self.datadir.write(segment, _encode_message(entry.seq, entry.message))
+        payload = _encode_message(entry.seq, message, b"E" if persistent else b"P")
+        start = segment.size
+        if persistent:
+            self.datadir.write(segment, payload)
+        else:
+            segment.append(payload)
         self._live[entry.seq] = self._number
         self._counts[self._number] += 1
+        if page and message.size:
+            body_at = start + FRAME_OVERHEAD + len(payload) - message.size
+            entry.message = PagedMessage(message, functools.partial(_read_at, segment.path, body_at, message.size))
 
     def handed_out(self, entry: Any, ack_required: bool) -> None:
         seq = entry.seq
@@ -427,6 +456,14 @@ class QueueStore:
         self._delivered.discard(seq)
         self.datadir.write(self._segment(), b"R" + _u64.pack(seq))
         self._counts[number] -= 1
+        if not self._counts[number] and isinstance(entry.message, PagedMessage):
+            # its segment may go now, while the caller still reads the body (basic.get no-ack)
+            message = entry.message
+            entry.message = Message(
+                message.exchange, message.routing_key, message.body, message.properties,
+                persistent=message.persistent, priority=message.priority, expiration=message.expiration,
+                routing_keys=message.routing_keys, decode_headers=message._decode_headers,
+            )
         self._collect()
 
     def _collect(self) -> None:
@@ -455,7 +492,7 @@ class QueueStore:
             for payload in recover_file(path):
                 kind = payload[:1]
                 seq = _u64.unpack_from(payload, 1)[0]
-                if kind == b"E":
+                if kind == b"E":  # P: a transient body paged out, gone with the restart
                     pending[seq] = (number, payload)
                 elif kind == b"D":
                     delivered.add(seq)
@@ -485,11 +522,19 @@ class QueueStore:
         self._current = None
 
 
-def _encode_message(seq: int, message: Message) -> bytes:
+def _read_at(path: Path, offset: int, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+
+
+def _encode_message(seq: int, message: Message, kind: bytes = b"E") -> bytes:
     routing_keys = message.routing_keys if message.routing_keys != [message.routing_key] else []
     parts = [
         _message_head.pack(
-            b"E",
+            kind,
             seq,
             -1 if message.expiration is None else message.expiration,
             0 if message.priority is None else message.priority + 1,
