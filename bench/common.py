@@ -54,9 +54,15 @@ class Row:
     target_text: str | None = None
     note: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    paired_ratios: list[float] | None = None
 
     @property
     def ratio(self) -> float | None:
+        """wiregate ÷ peer: the median of the per-round ratios where rounds were
+        interleaved in pairs (robust to load drifting during the run), else
+        the ratio of the medians."""
+        if self.paired_ratios:
+            return statistics.median(self.paired_ratios)
         if self.wiregate is None or not self.peer:
             return None
         return self.wiregate / self.peer
@@ -80,12 +86,20 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["ratio"] = self.ratio
+        data["ratio_of_medians"] = self.wiregate / self.peer if self.wiregate is not None and self.peer else None
         data["met"] = self.met
         return data
 
 
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
+
+
+def pairs(wiregate: list[float], peer: list[float] | None) -> list[float] | None:
+    """Per-round ratios of interleaved rounds (None without a peer)."""
+    if not peer:
+        return None
+    return [w / p for w, p in zip(wiregate, peer) if p]
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -31,6 +31,7 @@ from bench.common import (
     librdkafka_mock,
     median,
     null_sink,
+    pairs,
     pids_named,
     rss_kb,
     server_env,
@@ -392,6 +393,7 @@ def _amqp_client_probe(ctx, name: str, round_: Callable, target: float | None) -
             name, label, "msg/s", "higher", median(r[key] for r in wg),
             median(r[key] for r in rb) if rb else None, RABBIT,
             target_ratio=target, target_text=f"≥ {target}× RabbitMQ" if target else None,
+            paired_ratios=pairs([r[key] for r in wg], [r[key] for r in rb]),
             extra={"wiregate_all": [r[key] for r in wg], "peer_all": [r[key] for r in rb],
                    "server_cpu": median(r[key + "_cpu"] for r in wg),
                    "peer_server_cpu": median(r[key + "_cpu"] for r in rb) if rb else None},
@@ -439,6 +441,7 @@ def probe_pipelined(ctx) -> None:
         "pipelined", f"end to end, flood ({messages} × 100 B, {publishers} publisher + {consumers} consumer processes)",
         "msg/s", "higher", med(wg, "flood", "msg_per_s"), med(rb, "flood", "msg_per_s"), RABBIT,
         target_abs=100_000, target_ratio=1.0, target_text="≥ 100 000 msg/s and ≥ 1.0× RabbitMQ",
+        paired_ratios=pairs([r["msg_per_s"] for r in wg["flood"]], [r["msg_per_s"] for r in rb["flood"]] if rb else None),
         extra={"wiregate_all": wg["flood"], "peer_all": rb["flood"] if rb else None,
                "server_cpu": median(wg["cpu"]), "peer_server_cpu": median(rb["cpu"]) if rb else None,
                "generator_cpu": gen_cpu,
@@ -449,6 +452,7 @@ def probe_pipelined(ctx) -> None:
         ctx.rows.append(Row(
             "pipelined", f"publish → deliver latency {q} at {rate} msg/s (paced)", "ms", "lower",
             med(wg, "paced", f"{q}_ms"), med(rb, "paced", f"{q}_ms"), RABBIT,
+            paired_ratios=pairs([r[f"{q}_ms"] for r in wg["paced"]], [r[f"{q}_ms"] for r in rb["paced"]] if rb else None),
             extra={"wiregate_all": [r[f"{q}_ms"] for r in wg["paced"]],
                    "peer_all": [r[f"{q}_ms"] for r in rb["paced"]] if rb else None},
         ))
@@ -496,7 +500,7 @@ def _ck_consume_pass(bootstrap: str, topic: str, partitions: int, n: int) -> tup
     t0 = time.perf_counter()
     consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
                      for p in range(partitions)])
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 60
     while seen < n:
         batch = consumer.consume(min(10000, n - seen), 0.05)
         for message in batch:
@@ -577,9 +581,9 @@ def probe_kafka_confluent(ctx) -> None:
                 topic = f"bench-ck-{size}-{rep}"
                 partitions = _ck_partitions(mock.address, topic)
                 mk["produce"].append(_ck_produce(mock.address, topic, n, size))
-                if size not in consume_n:
-                    consume_n[size] = min(n, _ck_retained(mock.address, topic, partitions))
-                    passes[size] = max(1, round(n / consume_n[size]))
+                # What this round's topic retained on the mock is what both sides read back.
+                consume_n[size] = min(n, _ck_retained(mock.address, topic, partitions))
+                passes[size] = max(1, round(n / consume_n[size]))
                 mk["consume"].append(_ck_consume(mock.address, topic, partitions, consume_n[size], passes[size]))
                 _create_topic(server.bootstrap, topic, partitions)
                 with server.cpu_meter() as cpu:
@@ -595,12 +599,13 @@ def probe_kafka_confluent(ctx) -> None:
             if op == "produce":
                 label, note = f"produce {n} × {size} B records ({partitions} partitions)", "acks=all, linger.ms=5"
             else:
-                label = f"consume {passes[size]} × {consume_n[size]} × {size} B records ({partitions} partitions)"
+                label = f"consume {passes[size]} × ~{consume_n[size]} × {size} B records ({partitions} partitions)"
                 note = ("fresh consumer per pass, assign from the beginning, broker connection up before the clock; "
                         "passes × the records the mock retained")
             ctx.rows.append(Row(
                 "kafka-confluent", label, "rec/s", "higher",
                 median(wg[op]), median(mk[op]), MOCK, target_ratio=1.0, target_text="≥ 1.0× mock", note=note,
+                paired_ratios=pairs(wg[op], mk[op]),
                 extra={"wiregate_all": wg[op], "peer_all": mk[op], "server_cpu": median(wg[cpu_key])},
             ))
 
@@ -675,6 +680,7 @@ def probe_kafka_python(ctx) -> None:
                 median(wg[op]), median(sk[op]), SINK + (" (as source)" if op == "consume" else ""),
                 target_ratio=0.9 if op == "produce" else None,
                 target_text="≥ 0.9× null sink" if op == "produce" else None,
+                paired_ratios=pairs(wg[op], sk[op]),
                 note="acks=all, linger_ms=5" if op == "produce" else "no target: the sink serves canned batches",
                 extra={"wiregate_all": wg[op], "peer_all": sk[op], "server_cpu": median(wg[cpu_key])},
             ))

@@ -71,7 +71,8 @@ def render(result: dict[str, Any], profiles: Path | None) -> str:
         "",
         "Written by `python -m bench` (see bench/README.md); do not edit by hand. "
         "Ratios are wiregate ÷ peer, from one run on one machine: the machine is shared "
-        "and noisy, so read ratios rather than absolute figures.",
+        "and noisy, so read ratios rather than absolute figures. Where wiregate and peer rounds "
+        "were interleaved, the ratio is the median of the per-round ratios; the figures are medians.",
         "",
         "## Machine",
         "",
