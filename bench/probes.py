@@ -429,7 +429,8 @@ def probe_pipelined(ctx) -> None:
                 out = results.setdefault(side, {"flood": [], "paced": [], "cpu": []})
                 with meter() as cpu:
                     out["flood"].append(amqp_pipelined.run(url, messages, publishers, consumers))
-                out["cpu"].append(cpu.share)
+                # CPU over the measured interval (setting up the generator processes is idle time)
+                out["cpu"].append(cpu.cpu / out["flood"][-1]["seconds"])
                 out["paced"].append(amqp_pipelined.run(url, paced_n, publishers, consumers, rate=rate))
     wg, rb = results["wiregate"], results.get("rabbitmq")
 
@@ -586,13 +587,14 @@ def probe_kafka_confluent(ctx) -> None:
                 passes[size] = max(1, round(n / consume_n[size]))
                 mk["consume"].append(_ck_consume(mock.address, topic, partitions, consume_n[size], passes[size]))
                 _create_topic(server.bootstrap, topic, partitions)
+                # Server CPU ÷ the timed interval (client set-up and warm-up are idle time for it).
                 with server.cpu_meter() as cpu:
                     wg["produce"].append(_ck_produce(server.bootstrap, topic, n, size))
-                wg["pcpu"].append(cpu.share)
+                wg["pcpu"].append(cpu.cpu * wg["produce"][-1] / n)
                 with server.cpu_meter() as cpu:
                     wg["consume"].append(_ck_consume(server.bootstrap, topic, partitions, consume_n[size],
                                                      passes[size]))
-                wg["ccpu"].append(cpu.share)
+                wg["ccpu"].append(cpu.cpu * wg["consume"][-1] / (consume_n[size] * passes[size]))
     for size, n in sizes.items():
         wg, mk = res[("wiregate", size)], res[("mock", size)]
         for op, cpu_key in (("produce", "pcpu"), ("consume", "ccpu")):
@@ -666,12 +668,12 @@ def probe_kafka_python(ctx) -> None:
                     sk["produce"].append(_kp_produce(sink.address, topic, n, size))
                     sk["consume"].append(_kp_consume(sink.address, topic, n))
                     _create_topic(server.bootstrap, topic, 1)
-                    with server.cpu_meter() as cpu:
+                    with server.cpu_meter() as cpu:  # CPU ÷ the timed interval, as above
                         wg["produce"].append(_kp_produce(server.bootstrap, topic, n, size))
-                    wg["pcpu"].append(cpu.share)
+                    wg["pcpu"].append(cpu.cpu * wg["produce"][-1] / n)
                     with server.cpu_meter() as cpu:
                         wg["consume"].append(_kp_consume(server.bootstrap, topic, n))
-                    wg["ccpu"].append(cpu.share)
+                    wg["ccpu"].append(cpu.cpu * wg["consume"][-1] / n)
     for size, n in sizes.items():
         wg, sk = res[("wiregate", size)], res[("sink", size)]
         for op, cpu_key in (("produce", "pcpu"), ("consume", "ccpu")):
