@@ -13,6 +13,7 @@ import trio
 import wiregate
 from wiregate.gateway.config import Config
 from wiregate.gateway.listeners import ListenError
+from wiregate.gateway.memory import DEFAULT_WATERMARK, Watermark, parse_watermark
 from wiregate.gateway.server import Addresses, Gateway
 
 logger = logging.getLogger("wiregate.gateway")
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         tls_key=args.tls_key,
         trace=args.trace,
         trace_file=args.trace_file,
+        memory_high_watermark=args.memory_high_watermark,
     )
     logging.basicConfig(
         level=config.log_level.upper(),
@@ -110,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
         default="batch",
         help="with --data-dir: fsync every write, group-commit every few ms, or leave it to the OS (default: %(default)s)",
     )
+    serve.add_argument(
+        "--memory-high-watermark",
+        type=_watermark,
+        default=DEFAULT_WATERMARK,
+        metavar="FRACTION|SIZE",
+        help="past this much memory held by messages and records, AMQP publishers are blocked (connection.blocked) and "
+        "Kafka Produce is throttled: a fraction of RAM (0.4), a size (512MiB, 2GB) or off (default: %(default)s)",
+    )
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="(default: %(default)s)")
     serve.add_argument(
         "--trace",
@@ -132,6 +142,13 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), value.strip()
+
+
+def _watermark(text: str) -> Watermark | None:
+    try:
+        return parse_watermark(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _port(text: str) -> int:

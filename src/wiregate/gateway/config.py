@@ -43,6 +43,13 @@ class Config:
             and FORCE_COLOR are honoured), after the ready line.
         trace_file: Write the same trace events as JSON lines to this file
             (created or truncated).
+        memory_high_watermark: Past this much memory held by messages and
+            records the broker raises its memory alarm (AMQP publishers get
+            ``connection.blocked``, Kafka Produce is throttled), as
+            RabbitMQ's ``vm_memory_high_watermark``: a float is a fraction
+            of the machine's memory, an int is bytes, a string is parsed
+            (``"0.4"``, ``"512MiB"``, ``"2GB"``, ``"off"``); ``None`` means
+            no watermark.  See :mod:`wiregate.gateway.memory`.
     """
 
     host: str | None = None
@@ -61,3 +68,4 @@ class Config:
     shutdown_grace: float = 1.0
     trace: bool = False
     trace_file: Path | None = None
+    memory_high_watermark: float | int | str | None = 0.2

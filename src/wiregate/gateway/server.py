@@ -22,6 +22,7 @@ from wiregate.gateway.config import Config
 from wiregate.gateway.connection import ConnectionFactory, ConnectionHandler
 from wiregate.gateway.http import serve_http
 from wiregate.gateway.listeners import format_endpoint, open_listeners
+from wiregate.gateway.memory import MemoryMonitor
 from wiregate.gateway.trace import JSONLinesSink, TracePrinter, Tracer
 from wiregate.storage import DataDir
 
@@ -164,6 +165,8 @@ class Gateway:
         self._shutdown_requested = trio.Event()
         self._on_ready = on_ready
         self.tracer = Tracer(broker)
+        #: the memory high watermark (raises the broker's alarm by itself)
+        self.memory = MemoryMonitor(broker, config.memory_high_watermark)
 
     @property
     def listeners(self) -> list[tuple[str, str, int]]:
@@ -323,6 +326,7 @@ class Gateway:
             )
         async with trio.open_nursery() as connections:
             connections.start_soon(self._run_timers)
+            connections.start_soon(self.memory.run)
             if datadir is not None and datadir.policy == "batch":
                 connections.start_soon(self._group_commit, datadir)
             with trio.CancelScope() as accepting:
@@ -370,6 +374,19 @@ class Gateway:
             logger.info("shutting down")
         self._shutdown_requested.set()
         self.tracer.close()
+
+    def set_memory_high_watermark(self, watermark: object) -> None:
+        """Change the memory high watermark while running (tests); samples at once.
+
+        Args:
+            watermark: As ``Config.memory_high_watermark`` (a fraction, bytes,
+                ``"512MiB"``, ``None`` for none).  Must be called from the
+                gateway's Trio thread.
+
+        Raises:
+            ValueError: Not a watermark.
+        """
+        self.memory.set_watermark(watermark)
 
     async def _run_timers(self) -> None:
         # The core records deadlines (message TTL, queue expiry) but never

@@ -148,6 +148,9 @@ class KafkaConnection:
         self.reading_paused = False
         #: the request a delay rule holds back, handled when the delay ends
         self._held: bytes | None = None
+        #: muted after a throttled response (KIP-219), until ``_end_throttle``
+        self._throttled = False
+        self._throttled_until = 0.0
 
     # ---------------------------------------------------------------- I/O
     def receive_data(self, data: bytes) -> None:
@@ -267,7 +270,7 @@ class KafkaConnection:
 
     def _release_held(self) -> None:
         payload, self._held = self._held, None
-        self.reading_paused = False
+        self.reading_paused = self._throttled
         if self.closed or payload is None:
             return
 
@@ -276,6 +279,38 @@ class KafkaConnection:
             self._process()
 
         self._guarded(step)
+        self.on_wake()
+
+    def throttle(self, delay_ms: int) -> None:
+        """Mute the connection for ``delay_ms`` once this request is answered (KIP-219).
+
+        As Kafka's quota throttling: the response carrying
+        ``throttle_time_ms`` goes out at once, then nothing more is read
+        from the connection until the time is up (the gateway stops
+        reading, TCP pushes back), so a client that ignores the throttle
+        gains nothing and nothing piles up in the server.
+        """
+        if self.closed or delay_ms <= 0:
+            return
+        scheduler = self.broker.scheduler
+        until = scheduler.now() + delay_ms / 1000
+        if self._throttled and until <= self._throttled_until:
+            return
+        self._throttled = True
+        self._throttled_until = until
+        self.reading_paused = True
+        scheduler.call_at(until, self._end_throttle)
+
+    def _end_throttle(self) -> None:
+        if not self._throttled or self.broker.scheduler.now() < self._throttled_until:
+            return  # a later throttle's timer ends it
+        self._throttled = False
+        if self._held is not None:
+            return  # the delay rule's release resumes reading
+        self.reading_paused = False
+        if self.closed:
+            return
+        self._guarded(self._process)
         self.on_wake()
 
     @staticmethod

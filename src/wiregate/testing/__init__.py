@@ -31,6 +31,7 @@ import trio
 from wiregate.core import Broker
 from wiregate.gateway import Addresses, Config, Gateway
 from wiregate.gateway.listeners import format_endpoint
+from wiregate.gateway.memory import DEFAULT_WATERMARK
 
 from . import _state
 from ._faults import Fault, Faults
@@ -59,6 +60,11 @@ class Server:
         handshake_timeout: Seconds a client has to finish the AMQP handshake.
         shutdown_grace: Seconds :meth:`stop` waits for clients to answer
             ``connection.close``.
+        memory_high_watermark: Past this much memory held by messages, AMQP
+            publishers are blocked and Kafka Produce is throttled: a
+            fraction of RAM (float), bytes (int), ``"64MiB"``, or ``None``
+            (see :class:`~wiregate.gateway.Config`); changed while running
+            with :meth:`set_memory_high_watermark`.
 
     Attributes:
         config: The :class:`~wiregate.gateway.Config` the server runs with.
@@ -79,6 +85,7 @@ class Server:
         data_dir: Path | None = None,
         handshake_timeout: float = 10.0,
         shutdown_grace: float = 1.0,
+        memory_high_watermark: float | int | str | None = DEFAULT_WATERMARK,
     ) -> None:
         self.config = Config(
             host=host,
@@ -89,6 +96,7 @@ class Server:
             data_dir=data_dir,
             handshake_timeout=handshake_timeout,
             shutdown_grace=shutdown_grace,
+            memory_high_watermark=memory_high_watermark,
         )
         self.broker = broker if broker is not None else Broker()
         #: fault injection: ``server.faults.kafka("Produce", error=...)``, ``server.faults.amqp(...)``
@@ -190,6 +198,24 @@ class Server:
         except trio.RunFinishedError:
             raise RuntimeError("wiregate server is not running") from None
         return future.result()
+
+    def set_memory_high_watermark(self, watermark: float | int | str | None) -> None:
+        """Change the memory high watermark of the running server and sample at once.
+
+        The memory alarm is raised (or cleared) before this returns when the
+        messages held are past (or well below) the new watermark.
+
+        Args:
+            watermark: As the constructor's ``memory_high_watermark``.
+
+        Raises:
+            RuntimeError: The server is not running.
+            ValueError: Not a watermark.
+        """
+        gateway = self._gateway
+        if gateway is None:
+            raise RuntimeError("wiregate server is not running")
+        self.call(gateway.set_memory_high_watermark, watermark)
 
     def reset(self) -> None:
         """Empty the broker for the next test: no exchanges (but the

@@ -31,6 +31,13 @@ Behavior:
 - Transactions are not supported: a transactional id, or a batch with the
   transactional bit, gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED (what
   Kafka answers a client not allowed to use transactions).
+- While the broker's resource alarm is raised (the memory high watermark,
+  ``gateway/memory.py``), Produce is throttled as Kafka throttles a client
+  over its quota: the request is carried out, the response carries
+  ``throttle_time_ms`` (:data:`ALARM_THROTTLE_MS`) and the connection is
+  muted for that long (KIP-219; acks=0 is muted too).  Before v6, whose
+  clients do not back off by themselves, the response itself is held back
+  for the throttle time, as Kafka did before KIP-219.
 """
 
 from __future__ import annotations
@@ -70,6 +77,15 @@ def _failed(index: int, error: ErrorCode, message: str | None = None) -> dict[st
 
 
 LONG_MAX = 2**63 - 1
+
+#: throttle_time_ms of every Produce answered during a resource alarm: each
+#: producing connection gets one request per second through, so memory grows
+#: by at most one request (max.request.size, 1 MiB by default) per producer
+#: and second while the alarm lasts
+ALARM_THROTTLE_MS = 1000
+
+#: the first Produce version whose clients throttle themselves (KIP-219)
+_CLIENT_SIDE_THROTTLE_VERSION = 6
 
 
 def _topic_policy_refusal(ctx: Any, topic: Any, partition: Any, header: Any, data: bytes, acks: int) -> dict[str, Any] | None:
@@ -212,6 +228,9 @@ def produce(ctx: Any, request: Any) -> Any:
             else:
                 results = [produce_partition(ctx, topic, p.index, p.records, acks) for p in topic_data.partition_data]
         responses.append(dict(name=name, partition_responses=results))
+    throttle_ms = ALARM_THROTTLE_MS if broker.blocked_reason is not None else 0
+    if throttle_ms:
+        ctx.connection.throttle(throttle_ms)
     if acks == 0:
         failed = [r for t in responses for r in t["partition_responses"] if r.get("error_code", ErrorCode.none) != ErrorCode.none]
         if failed:
@@ -219,7 +238,14 @@ def produce(ctx: Any, request: Any) -> Any:
             # no response, notices the failure and refreshes its metadata.
             raise ProtocolError(f"acks=0 produce failed with {failed[0]['error_code'].name}")
         return connection.NO_RESPONSE
-    response = ctx.respond(responses=responses)
+    response = ctx.respond(responses=responses, throttle_time=throttle_ms)
     # acks=all: answered once the batches are durable under --fsync (acks=1,
     # like Kafka's leader ack, once they are written)
-    return ctx.when_durable(mark, response) if acks == -1 else response
+    if acks == -1:
+        response = ctx.when_durable(mark, response)
+    if throttle_ms and ctx.api_version < _CLIENT_SIDE_THROTTLE_VERSION and not isinstance(response, connection.Deferred):
+        deferred = ctx.defer()
+        scheduler = broker.scheduler
+        scheduler.call_at(scheduler.now() + throttle_ms / 1000, lambda: deferred.resolve(response))
+        return deferred
+    return response
