@@ -378,9 +378,20 @@ def _amqp_client_probe(ctx, name: str, round_: Callable, target: float | None) -
         if ctx.rabbitmq_enabled:
             node = ctx.rabbitmq()
             sides.append(("rabbitmq", node.url, lambda: CpuMeter(node.beam_pids)))
-        for _ in range(ctx.reps):  # interleaved: load from elsewhere on the machine hits both sides alike
+        errors: list[str] = []
+        for rep in range(ctx.reps):  # interleaved: load from elsewhere on the machine hits both sides alike
+            done = {}
             for side, url, meter in sides:
-                results[side].append(round_(url, n_publish, n_confirm, meter))
+                try:
+                    done[side] = round_(url, n_publish, n_confirm, meter)
+                except Exception as error:  # one bad round drops its pair; the rest still count
+                    errors.append(f"{side} round {rep + 1}: {type(error).__name__}: {error}")
+                    break
+            if len(done) == len(sides):
+                for side, result in done.items():
+                    results[side].append(result)
+        if not results["wiregate"]:
+            raise RuntimeError(f"{name}: every round failed: {errors}")
     labels = {
         "publish": f"publish, no confirms ({n_publish} × 100 B)",
         "confirm": f"publish, per-message confirm ({n_confirm} × 100 B)",
@@ -394,7 +405,8 @@ def _amqp_client_probe(ctx, name: str, round_: Callable, target: float | None) -
             median(r[key] for r in rb) if rb else None, RABBIT,
             target_ratio=target, target_text=f"≥ {target}× RabbitMQ" if target else None,
             paired_ratios=pairs([r[key] for r in wg], [r[key] for r in rb]),
-            extra={"wiregate_all": [r[key] for r in wg], "peer_all": [r[key] for r in rb],
+            note=f"failed rounds (dropped with their pair): {'; '.join(errors)}" if errors else "",
+            extra={"wiregate_all": [r[key] for r in wg], "peer_all": [r[key] for r in rb], "errors": errors,
                    "server_cpu": median(r[key + "_cpu"] for r in wg),
                    "peer_server_cpu": median(r[key + "_cpu"] for r in rb) if rb else None},
         ))
