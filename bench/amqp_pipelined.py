@@ -168,12 +168,18 @@ def consumer(target, queue, count, barrier, results, prefetch=500, ack_every=100
 
 
 def run(url: str, messages: int, publishers: int = 2, consumers: int = 2, size: int = 100,
-        rate: float | None = None, timeout: float = 300.0) -> dict:
+        rate: float | None = None, timeout: float = 300.0, meter=None) -> dict:
     """Run one round against ``url``; return msg/s, latency percentiles and CPU use.
+
+    ``meter``, if given, is a context manager factory entered when every
+    generator process is connected and ready (it passes the start barrier
+    with them) and left when the last one reported: it measures the server
+    over the run, not over the processes' start-up. It is returned as
+    ``result["meter"]``.
 
     Returns:
         ``{"messages", "seconds", "msg_per_s", "p50_ms", "p99_ms", "max_ms",
-        "generator_cpu_s"}``.
+        "generator_cpu_s", ...}``.
     """
     parsed = urlparse(url)
     vhost = unquote(parsed.path[1:]) if parsed.path not in ("", "/") else "/"
@@ -192,7 +198,7 @@ def run(url: str, messages: int, publishers: int = 2, consumers: int = 2, size: 
     if any(not pubs for pubs in per_queue_pubs):
         raise ValueError("need at least as many publishers as consumers")
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(publishers + consumers)
+    barrier = ctx.Barrier(publishers + consumers + 1)
     results = ctx.Queue()
     procs = []
     for c, q in enumerate(queues):
@@ -206,9 +212,16 @@ def run(url: str, messages: int, publishers: int = 2, consumers: int = 2, size: 
     for p in procs:
         p.start()
     reports = []
+    measuring = None
     try:
+        barrier.wait(timeout=timeout)
+        if meter is not None:
+            measuring = meter()
+            measuring.__enter__()
         for _ in procs:
             reports.append(results.get(timeout=timeout))
+        if measuring is not None:
+            measuring.__exit__(None, None, None)
     finally:
         for p in procs:
             p.join(timeout=10)
@@ -244,6 +257,7 @@ def run(url: str, messages: int, publishers: int = 2, consumers: int = 2, size: 
         "publishers": publishers,
         "consumers": consumers,
         "rate": rate,
+        "meter": measuring,
     }
 
 

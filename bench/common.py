@@ -159,22 +159,42 @@ def pids_named(name: str) -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and comm(int(p)) == name]
 
 
+def schedstat(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for a CPU) of all the process's
+    threads, from /proc/PID/task/*/schedstat (nanosecond resolution)."""
+    run = wait = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0, 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                fields = f.read().split()
+            run += int(fields[0])
+            wait += int(fields[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return run / 1e9, wait / 1e9
+
+
 class CpuMeter:
-    """CPU time used by a set of processes between two readings (share of one core)."""
+    """CPU time used by a set of processes between two readings (share of one core),
+    and the time they were runnable but waited for a CPU (``wait``: starved by
+    other processes on the machine, not idle)."""
 
     def __init__(self, pids: Callable[[], list[int]]):
         self._pids = pids
-        self._start = 0.0
+        self._start = (0.0, 0.0)
         self._t0 = 0.0
 
-    def _total(self) -> float:
-        total = 0.0
+    def _total(self) -> tuple[float, float]:
+        cpu = wait = 0.0
         for pid in self._pids():
-            try:
-                total += cpu_seconds(pid)
-            except OSError:
-                pass
-        return total
+            run, waited = schedstat(pid)
+            cpu += run
+            wait += waited
+        return cpu, wait
 
     def __enter__(self) -> "CpuMeter":
         self._start = self._total()
@@ -182,9 +202,12 @@ class CpuMeter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.cpu = self._total() - self._start
+        cpu, wait = self._total()
+        self.cpu = cpu - self._start[0]
+        self.wait = wait - self._start[1]
         self.wall = time.perf_counter() - self._t0
         self.share = self.cpu / self.wall if self.wall > 0 else 0.0
+        self.wait_share = self.wait / self.wall if self.wall > 0 else 0.0
 
 
 # --------------------------------------------------------------- ports and probes

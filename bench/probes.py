@@ -9,6 +9,7 @@ Kafka broker for kafka-python. Figures are medians over ``ctx.reps`` rounds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -38,6 +39,29 @@ from bench.common import (
 )
 
 BODY = b"b" * 100
+
+
+def cpu_stats(cpu: CpuMeter, seconds: float, n: int) -> dict[str, float]:
+    """Server CPU over a timed interval of ``seconds`` moving ``n`` messages: share of a
+    core, share spent runnable but waiting for a CPU (starved), µs of CPU per message."""
+    return {"cpu": cpu.cpu / seconds, "wait": cpu.wait / seconds, "us": cpu.cpu / n * 1e6}
+
+
+def sum_meters(meters: list[CpuMeter]) -> CpuMeter:
+    """One meter's worth of CPU and wait from several (for several timed passes)."""
+    total = CpuMeter(lambda: [])
+    total.cpu = sum(m.cpu for m in meters)
+    total.wait = sum(m.wait for m in meters)
+    total.wall = sum(m.wall for m in meters)
+    return total
+
+
+def cpu_extra(prefix: str, stats: list[dict[str, float]] | None) -> dict[str, float | None]:
+    if not stats:
+        return {f"{prefix}server_cpu": None, f"{prefix}server_wait": None, f"{prefix}server_us_per_msg": None}
+    return {f"{prefix}server_cpu": median(x["cpu"] for x in stats),
+            f"{prefix}server_wait": median(x["wait"] for x in stats),
+            f"{prefix}server_us_per_msg": median(x["us"] for x in stats)}
 RABBIT = "RabbitMQ 3.10"
 MOCK = "librdkafka mock"
 SINK = "null sink (bench)"
@@ -289,7 +313,7 @@ def _pika_round(url: str, n_publish: int, n_confirm: int, meter: Callable[[], Cp
             ch.basic_publish("", queue, BODY)
         ch.queue_declare(queue, passive=True)  # a round trip: everything before it was taken
         out["publish"] = n_publish / (time.perf_counter() - t0)
-    out["publish_cpu"] = cpu.share
+    out["publish_cpu"] = cpu_stats(cpu, cpu.wall, n_publish)
     confirm = conn.channel()
     confirm.confirm_delivery()
     with meter() as cpu:
@@ -297,7 +321,7 @@ def _pika_round(url: str, n_publish: int, n_confirm: int, meter: Callable[[], Cp
         for _ in range(n_confirm):
             confirm.basic_publish("", queue, BODY)  # waits for its basic.ack
         out["confirm"] = n_confirm / (time.perf_counter() - t0)
-    out["confirm_cpu"] = cpu.share
+    out["confirm_cpu"] = cpu_stats(cpu, cpu.wall, n_confirm)
     total = n_publish + n_confirm
     ch.basic_qos(prefetch_count=500)
     seen = 0
@@ -315,7 +339,7 @@ def _pika_round(url: str, n_publish: int, n_confirm: int, meter: Callable[[], Cp
         ch.basic_consume(queue, on_message)
         ch.start_consuming()
         out["consume"] = total / (time.perf_counter() - t0)
-    out["consume_cpu"] = cpu.share
+    out["consume_cpu"] = cpu_stats(cpu, cpu.wall, total)
     ch.queue_delete(queue)
     conn.close()
     return out
@@ -338,14 +362,14 @@ async def _aio_pika_round_async(url: str, n_publish: int, n_confirm: int,
                 await ch.default_exchange.publish(aio_pika.Message(BODY), routing_key=queue_name)
             await ch.declare_queue(queue_name, passive=True)
             out["publish"] = n_publish / (time.perf_counter() - t0)
-        out["publish_cpu"] = cpu.share
+        out["publish_cpu"] = cpu_stats(cpu, cpu.wall, n_publish)
         confirm = await conn.channel(publisher_confirms=True)
         with meter() as cpu:
             t0 = time.perf_counter()
             for _ in range(n_confirm):
                 await confirm.default_exchange.publish(aio_pika.Message(BODY), routing_key=queue_name)
             out["confirm"] = n_confirm / (time.perf_counter() - t0)
-        out["confirm_cpu"] = cpu.share
+        out["confirm_cpu"] = cpu_stats(cpu, cpu.wall, n_confirm)
         total = n_publish + n_confirm
         await ch.set_qos(prefetch_count=500)
         seen = 0
@@ -359,7 +383,7 @@ async def _aio_pika_round_async(url: str, n_publish: int, n_confirm: int,
                     if seen == total:
                         break
             out["consume"] = total / (time.perf_counter() - t0)
-        out["consume_cpu"] = cpu.share
+        out["consume_cpu"] = cpu_stats(cpu, cpu.wall, total)
         await queue.delete(if_unused=False, if_empty=False)
     finally:
         await conn.close()
@@ -407,8 +431,8 @@ def _amqp_client_probe(ctx, name: str, round_: Callable, target: float | None) -
             paired_ratios=pairs([r[key] for r in wg], [r[key] for r in rb]),
             note=f"failed rounds (dropped with their pair): {'; '.join(errors)}" if errors else "",
             extra={"wiregate_all": [r[key] for r in wg], "peer_all": [r[key] for r in rb], "errors": errors,
-                   "server_cpu": median(r[key + "_cpu"] for r in wg),
-                   "peer_server_cpu": median(r[key + "_cpu"] for r in rb) if rb else None},
+                   **cpu_extra("", [r[key + "_cpu"] for r in wg]),
+                   **cpu_extra("peer_", [r[key + "_cpu"] for r in rb])},
         ))
 
 
@@ -439,10 +463,10 @@ def probe_pipelined(ctx) -> None:
         for _ in range(ctx.reps):  # interleaved
             for side, url, meter in sides:
                 out = results.setdefault(side, {"flood": [], "paced": [], "cpu": []})
-                with meter() as cpu:
-                    out["flood"].append(amqp_pipelined.run(url, messages, publishers, consumers))
-                # CPU over the measured interval (setting up the generator processes is idle time)
-                out["cpu"].append(cpu.cpu / out["flood"][-1]["seconds"])
+                flood = amqp_pipelined.run(url, messages, publishers, consumers, meter=meter)
+                cpu = flood.pop("meter")
+                out["flood"].append(flood)
+                out["cpu"].append(cpu_stats(cpu, cpu.wall, flood["messages"]))
                 out["paced"].append(amqp_pipelined.run(url, paced_n, publishers, consumers, rate=rate))
     wg, rb = results["wiregate"], results.get("rabbitmq")
 
@@ -456,7 +480,7 @@ def probe_pipelined(ctx) -> None:
         target_abs=100_000, target_ratio=1.0, target_text="≥ 100 000 msg/s and ≥ 1.0× RabbitMQ",
         paired_ratios=pairs([r["msg_per_s"] for r in wg["flood"]], [r["msg_per_s"] for r in rb["flood"]] if rb else None),
         extra={"wiregate_all": wg["flood"], "peer_all": rb["flood"] if rb else None,
-               "server_cpu": median(wg["cpu"]), "peer_server_cpu": median(rb["cpu"]) if rb else None,
+               **cpu_extra("", wg["cpu"]), **cpu_extra("peer_", rb["cpu"] if rb else None),
                "generator_cpu": gen_cpu,
                "flood_p50_ms": med(wg, "flood", "p50_ms"), "flood_p99_ms": med(wg, "flood", "p99_ms"),
                "peer_flood_p50_ms": med(rb, "flood", "p50_ms"), "peer_flood_p99_ms": med(rb, "flood", "p99_ms")},
@@ -472,7 +496,7 @@ def probe_pipelined(ctx) -> None:
 
 
 # =============================================================== Kafka
-def _ck_produce(bootstrap: str, topic: str, n: int, size: int) -> float:
+def _ck_produce(bootstrap: str, topic: str, n: int, size: int, meter=None) -> float:
     import confluent_kafka
 
     errors = []
@@ -486,52 +510,59 @@ def _ck_produce(bootstrap: str, topic: str, n: int, size: int) -> float:
     producer.produce(WARM_TOPIC, body, partition=0)  # connects; the measured topic gets exactly n records
     producer.flush(30)
     producer.list_topics(topic, timeout=10)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        try:
-            producer.produce(topic, body)
-        except BufferError:
-            producer.poll(0.01)
-            producer.produce(topic, body)
-    left = producer.flush(120)
-    elapsed = time.perf_counter() - t0
+    with meter or contextlib.nullcontext():
+        t0 = time.perf_counter()
+        for _ in range(n):
+            try:
+                producer.produce(topic, body)
+            except BufferError:
+                producer.poll(0.01)
+                producer.produce(topic, body)
+        left = producer.flush(120)
+        elapsed = time.perf_counter() - t0
     if left or errors:
         raise RuntimeError(f"confluent-kafka produce: {left} undelivered, errors {errors[:3]}")
     return n / elapsed
 
 
-def _ck_consume_pass(bootstrap: str, topic: str, partitions: int, n: int) -> tuple[int, float]:
+def _ck_consume_pass(bootstrap: str, topic: str, partitions: int, n: int, meter=None) -> tuple[int, float]:
     """One fresh consumer reads ``n`` records from the beginning; returns (records, seconds)."""
     import confluent_kafka
 
     consumer = confluent_kafka.Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+        # A fetch that finds a partition at its end is held this long by either broker; librdkafka
+        # then sometimes waits it out before the next round: 100 ms instead of 500 bounds that pause.
+        "fetch.wait.max.ms": 100,
     })
     consumer.list_topics(topic, timeout=10)  # connected before the clock starts
     seen = 0
-    t0 = time.perf_counter()
-    consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
-                     for p in range(partitions)])
-    deadline = time.monotonic() + 60
-    while seen < n:
-        batch = consumer.consume(min(10000, n - seen), 0.05)
-        for message in batch:
-            if message.error():
-                raise RuntimeError(f"confluent-kafka consume: {message.error()}")
-        seen += len(batch)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"confluent-kafka consume: {seen} of {n}")
-    elapsed = time.perf_counter() - t0
+    with meter or contextlib.nullcontext():
+        t0 = time.perf_counter()
+        consumer.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+                         for p in range(partitions)])
+        deadline = time.monotonic() + 60
+        while seen < n:
+            batch = consumer.consume(min(10000, n - seen), 0.05)
+            for message in batch:
+                if message.error():
+                    raise RuntimeError(f"confluent-kafka consume: {message.error()}")
+            seen += len(batch)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"confluent-kafka consume: {seen} of {n}")
+        elapsed = time.perf_counter() - t0
     consumer.close()
     return seen, elapsed
 
 
-def _ck_consume(bootstrap: str, topic: str, partitions: int, n: int, passes: int) -> float:
-    """Records/s over ``passes`` fresh consumers, each reading ``n`` records from the beginning."""
+def _ck_consume(bootstrap: str, topic: str, partitions: int, n: int, passes: int,
+                meters: list | None = None) -> float:
+    """Records/s over ``passes`` fresh consumers, each reading ``n`` records from the beginning
+    (``meters``: one per pass, entered around each timed pass)."""
     total = seconds = 0.0
-    for _ in range(passes):
-        got, took = _ck_consume_pass(bootstrap, topic, partitions, n)
+    for k in range(passes):
+        got, took = _ck_consume_pass(bootstrap, topic, partitions, n, meters[k] if meters else None)
         total += got
         seconds += took
     return total / seconds
@@ -599,14 +630,15 @@ def probe_kafka_confluent(ctx) -> None:
                 passes[size] = max(1, round(n / consume_n[size]))
                 mk["consume"].append(_ck_consume(mock.address, topic, partitions, consume_n[size], passes[size]))
                 _create_topic(server.bootstrap, topic, partitions)
-                # Server CPU ÷ the timed interval (client set-up and warm-up are idle time for it).
-                with server.cpu_meter() as cpu:
-                    wg["produce"].append(_ck_produce(server.bootstrap, topic, n, size))
-                wg["pcpu"].append(cpu.cpu * wg["produce"][-1] / n)
-                with server.cpu_meter() as cpu:
-                    wg["consume"].append(_ck_consume(server.bootstrap, topic, partitions, consume_n[size],
-                                                     passes[size]))
-                wg["ccpu"].append(cpu.cpu * wg["consume"][-1] / (consume_n[size] * passes[size]))
+                # Server CPU over the timed sections only (client set-up and warm-up excluded).
+                cpu = server.cpu_meter()
+                wg["produce"].append(_ck_produce(server.bootstrap, topic, n, size, cpu))
+                wg["pcpu"].append(cpu_stats(cpu, cpu.wall, n))
+                meters = [server.cpu_meter() for _ in range(passes[size])]
+                wg["consume"].append(_ck_consume(server.bootstrap, topic, partitions, consume_n[size],
+                                                 passes[size], meters))
+                wg["ccpu"].append(cpu_stats(sum_meters(meters), sum(m.wall for m in meters),
+                                            consume_n[size] * passes[size]))
     for size, n in sizes.items():
         wg, mk = res[("wiregate", size)], res[("mock", size)]
         for op, cpu_key in (("produce", "pcpu"), ("consume", "ccpu")):
@@ -614,27 +646,28 @@ def probe_kafka_confluent(ctx) -> None:
                 label, note = f"produce {n} × {size} B records ({partitions} partitions)", "acks=all, linger.ms=5"
             else:
                 label = f"consume {passes[size]} × ~{consume_n[size]} × {size} B records ({partitions} partitions)"
-                note = ("fresh consumer per pass, assign from the beginning, broker connection up before the clock; "
-                        "passes × the records the mock retained")
+                note = ("fresh consumer per pass, assign from the beginning, broker connection up before the clock, "
+                        "fetch.wait.max.ms 100; passes × the records the mock retained")
             ctx.rows.append(Row(
                 "kafka-confluent", label, "rec/s", "higher",
                 median(wg[op]), median(mk[op]), MOCK, target_ratio=1.0, target_text="≥ 1.0× mock", note=note,
                 paired_ratios=pairs(wg[op], mk[op]),
-                extra={"wiregate_all": wg[op], "peer_all": mk[op], "server_cpu": median(wg[cpu_key])},
+                extra={"wiregate_all": wg[op], "peer_all": mk[op], **cpu_extra("", wg[cpu_key])},
             ))
 
 
-def _kp_produce(bootstrap: str, topic: str, n: int, size: int) -> float:
+def _kp_produce(bootstrap: str, topic: str, n: int, size: int, meter=None) -> float:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     body = b"k" * size
     producer.send(WARM_TOPIC, body, partition=0).get(30)  # connects; the measured topic gets exactly n records
     producer.partitions_for(topic)
-    t0 = time.perf_counter()
-    futures = [producer.send(topic, body) for _ in range(n)]
-    producer.flush(120)
-    elapsed = time.perf_counter() - t0
+    with meter or contextlib.nullcontext():
+        t0 = time.perf_counter()
+        futures = [producer.send(topic, body) for _ in range(n)]
+        producer.flush(120)
+        elapsed = time.perf_counter() - t0
     futures[-1].get(1)
     failed = sum(1 for f in futures if f.failed())
     producer.close()
@@ -643,7 +676,7 @@ def _kp_produce(bootstrap: str, topic: str, n: int, size: int) -> float:
     return n / elapsed
 
 
-def _kp_consume(bootstrap: str, topic: str, n: int) -> float:
+def _kp_consume(bootstrap: str, topic: str, n: int, meter=None) -> float:
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -651,16 +684,17 @@ def _kp_consume(bootstrap: str, topic: str, n: int) -> float:
     consumer.partitions_for_topic(topic)  # connected before the clock starts
     tp = TopicPartition(topic, 0)
     seen = 0
-    t0 = time.perf_counter()
-    consumer.assign([tp])
-    consumer.seek_to_beginning(tp)
-    deadline = time.monotonic() + 120
-    while seen < n:
-        batch = consumer.poll(timeout_ms=50, max_records=min(10000, n - seen))
-        seen += sum(len(v) for v in batch.values())
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"kafka-python consume: {seen} of {n}")
-    elapsed = time.perf_counter() - t0
+    with meter or contextlib.nullcontext():
+        t0 = time.perf_counter()
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        deadline = time.monotonic() + 120
+        while seen < n:
+            batch = consumer.poll(timeout_ms=50, max_records=min(10000, n - seen))
+            seen += sum(len(v) for v in batch.values())
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"kafka-python consume: {seen} of {n}")
+        elapsed = time.perf_counter() - t0
     consumer.close()
     return seen / elapsed
 
@@ -680,12 +714,12 @@ def probe_kafka_python(ctx) -> None:
                     sk["produce"].append(_kp_produce(sink.address, topic, n, size))
                     sk["consume"].append(_kp_consume(sink.address, topic, n))
                     _create_topic(server.bootstrap, topic, 1)
-                    with server.cpu_meter() as cpu:  # CPU ÷ the timed interval, as above
-                        wg["produce"].append(_kp_produce(server.bootstrap, topic, n, size))
-                    wg["pcpu"].append(cpu.cpu * wg["produce"][-1] / n)
-                    with server.cpu_meter() as cpu:
-                        wg["consume"].append(_kp_consume(server.bootstrap, topic, n))
-                    wg["ccpu"].append(cpu.cpu * wg["consume"][-1] / n)
+                    cpu = server.cpu_meter()  # entered around the timed section only
+                    wg["produce"].append(_kp_produce(server.bootstrap, topic, n, size, cpu))
+                    wg["pcpu"].append(cpu_stats(cpu, cpu.wall, n))
+                    cpu = server.cpu_meter()
+                    wg["consume"].append(_kp_consume(server.bootstrap, topic, n, cpu))
+                    wg["ccpu"].append(cpu_stats(cpu, cpu.wall, n))
     for size, n in sizes.items():
         wg, sk = res[("wiregate", size)], res[("sink", size)]
         for op, cpu_key in (("produce", "pcpu"), ("consume", "ccpu")):
@@ -696,7 +730,7 @@ def probe_kafka_python(ctx) -> None:
                 target_text="≥ 0.9× null sink" if op == "produce" else None,
                 paired_ratios=pairs(wg[op], sk[op]),
                 note="acks=all, linger_ms=5" if op == "produce" else "no target: the sink serves canned batches",
-                extra={"wiregate_all": wg[op], "peer_all": sk[op], "server_cpu": median(wg[cpu_key])},
+                extra={"wiregate_all": wg[op], "peer_all": sk[op], **cpu_extra("", wg[cpu_key])},
             ))
 
 

@@ -27,13 +27,17 @@ def _ratio(row: dict[str, Any]) -> str:
 
 def _cpu(row: dict[str, Any]) -> str:
     extra = row.get("extra") or {}
-    wg, peer = extra.get("server_cpu"), extra.get("peer_server_cpu")
-    if wg is None:
-        return ""
-    text = f"{100 * wg:.0f}%"
-    if peer is not None:
-        text += f" / {100 * peer:.0f}%"
-    return text
+
+    def one(prefix: str) -> str:
+        cpu, wait = extra.get(f"{prefix}server_cpu"), extra.get(f"{prefix}server_wait")
+        if cpu is None:
+            return ""
+        return f"{100 * cpu:.0f}%" + (f" +{100 * wait:.0f}%" if wait is not None else "")
+
+    wg, peer = one(""), one("peer_")
+    us = extra.get("server_us_per_msg")
+    text = wg + (f" ({us:.1f} µs)" if us is not None else "")
+    return text + (f" / {peer}" if peer else "")
 
 
 def _verdict(row: dict[str, Any]) -> str:
@@ -94,8 +98,11 @@ def render(result: dict[str, Any], profiles: Path | None) -> str:
         "",
         "## Results",
         "",
-        "Server CPU: the server process's CPU time during the measurement ÷ wall time "
-        "(100% = one core busy), wiregate / peer.",
+        "Server CPU: the server process's CPU time during the timed interval ÷ its length "
+        "(100% = one core busy), then `+` the time it was runnable but waiting for a CPU "
+        "(starved by the clients and other load on the 2 shared cores), then wiregate's CPU µs per "
+        "message or record; `/` the peer's (RabbitMQ: beam.smp). CPU + wait near 100% means the "
+        "server was the bound; well below, the client or the round trips were.",
         "",
         "| probe | measure | unit | wiregate | peer | peer is | ratio | server CPU | target |",
         "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- |",
