@@ -9,10 +9,13 @@ hysteresis, the alarm clears (``connection.unblocked``).
 
 **What is measured.**  Not the process's RSS, but an estimate of the memory
 the broker's *data* holds, summed from counters the core keeps anyway: the
-ready bytes and message count of every classic queue, its unacknowledged
-deliveries, the bytes and batches of every stream queue and Kafka partition
-log.  Each message and batch is charged a fixed overhead for its Python
-objects (measured, see :data:`MESSAGE_OVERHEAD`).  Why not RSS:
+ready bytes and message count of every classic queue, the bytes and batches
+of every stream queue and Kafka partition log, the deliveries awaiting an
+ack on every AMQP channel (their bodies measured on a sample), and what
+every connection has queued for its socket (a consumer that stops reading
+moves messages from the queues into that backlog).  Each message and batch
+is charged a fixed overhead for its Python objects (measured, see
+:data:`MESSAGE_OVERHEAD`).  Why not RSS:
 
 - an embedded server (``wiregate.testing.Server``, the pytest fixtures)
   shares its process with the test and its clients; RSS would count pika's
@@ -35,10 +38,12 @@ gets expensive, so thousands of queues cost well under 1 % of a core.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import re
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
@@ -201,8 +206,50 @@ def _log_held(log: Any) -> int:
     return log.bytes + batches * BATCH_OVERHEAD
 
 
-def held_bytes(broker: Any) -> int:
-    """Estimate the bytes the broker's messages and records occupy (see the module docstring)."""
+#: an output backlog longer than this many chunks is measured on a sample of them
+_SAMPLED = 4096
+
+
+def pending_output(connection: Any) -> int:
+    """Bytes a sans-IO connection has queued for its socket and not yet handed to the gateway.
+
+    A consumer that does not read (a no-ack consumer on a stalled socket)
+    moves messages out of the queues into this backlog; counting it keeps
+    the watermark honest.  Long backlogs are measured on an even sample.
+    """
+    out = getattr(connection, "_out", None)
+    if not out:
+        return 0
+    count = len(out)
+    if count <= _SAMPLED:
+        return sum(map(len, out))
+    step = count // 1024
+    return sum(map(len, out[::step])) * step
+
+
+def _unacked_held(connection: Any) -> int:
+    # deliveries awaiting an ack keep their message; the bodies are measured
+    # on the first few of each channel (no walk over every delivery)
+    total = 0
+    for channel in list(getattr(connection, "channels", {}).values()):
+        unacked = getattr(channel, "unacked", None)
+        if not unacked:
+            continue
+        sample = [item[1].message for item in itertools.islice(unacked.values(), 32)]
+        average = sum(len(message.body) for message in sample) // len(sample)
+        total += len(unacked) * (average + MESSAGE_OVERHEAD)
+    return total
+
+
+def held_bytes(broker: Any, connections: Iterable[Any] = ()) -> int:
+    """Estimate the bytes the broker's messages and records occupy (see the module docstring).
+
+    Args:
+        broker: The core broker: its queues, stream queues, partitions, and
+            the unacknowledged deliveries of its AMQP connections.
+        connections: Every open sans-IO protocol connection, whose output
+            backlog is counted too.
+    """
     total = 0
     for vhost in list(broker.vhosts.values()):
         for queue in list(vhost.queues.values()):
@@ -211,16 +258,14 @@ def held_bytes(broker: Any) -> int:
                 total += log.bytes + len(log) * MESSAGE_OVERHEAD
                 continue
             ready = queue.ready
-            count = len(ready)
-            total += ready.bytes + count * MESSAGE_OVERHEAD
-            if queue.unacked:
-                # unacknowledged bodies are held by the channels; charge the
-                # queue's average ready body (no per-delivery walk)
-                average = ready.bytes // count if count else 0
-                total += queue.unacked * (average + MESSAGE_OVERHEAD)
+            total += ready.bytes + len(ready) * MESSAGE_OVERHEAD
     for topic in list(broker.topics.by_name.values()):
         for partition in topic.partitions:
             total += _log_held(partition.log)
+    for connection in list(broker.connections):
+        total += _unacked_held(connection)
+    for connection in connections:
+        total += pending_output(connection)
     return total
 
 
@@ -230,6 +275,8 @@ class MemoryMonitor:
     Args:
         broker: The core broker (``block``/``unblock``/``blocked_reason``).
         watermark: Anything :func:`parse_watermark` accepts.
+        connections: Returns the open sans-IO protocol connections (their
+            output backlogs count); none when not given.
 
     Attributes:
         watermark: The parsed watermark, ``None`` when off.
@@ -239,8 +286,16 @@ class MemoryMonitor:
         interval: Seconds between samples.
     """
 
-    def __init__(self, broker: Any, watermark: Any = DEFAULT_WATERMARK, *, interval: float = INTERVAL) -> None:
+    def __init__(
+        self,
+        broker: Any,
+        watermark: Any = DEFAULT_WATERMARK,
+        *,
+        connections: Callable[[], Iterable[Any]] | None = None,
+        interval: float = INTERVAL,
+    ) -> None:
         self.broker = broker
+        self._connections = connections or tuple
         self.watermark: Watermark | None = None
         self.limit: int | None = None
         self.used = 0
@@ -263,7 +318,7 @@ class MemoryMonitor:
 
     def check(self) -> bool:
         """Take one sample and raise or clear the alarm; returns whether it is raised."""
-        self.used = used = held_bytes(self.broker)
+        self.used = used = held_bytes(self.broker, self._connections())
         limit = self.limit
         if limit is not None and used >= limit:
             if not self.alarm:

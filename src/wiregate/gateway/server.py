@@ -166,7 +166,7 @@ class Gateway:
         self._on_ready = on_ready
         self.tracer = Tracer(broker)
         #: the memory high watermark (raises the broker's alarm by itself)
-        self.memory = MemoryMonitor(broker, config.memory_high_watermark)
+        self.memory = MemoryMonitor(broker, config.memory_high_watermark, connections=self._protocol_connections)
 
     @property
     def listeners(self) -> list[tuple[str, str, int]]:
@@ -374,6 +374,10 @@ class Gateway:
             logger.info("shutting down")
         self._shutdown_requested.set()
         self.tracer.close()
+
+    def _protocol_connections(self) -> list[object]:
+        # the sans-IO objects, whose output backlogs count towards the watermark
+        return [handler.protocol_connection for handler in self._handlers if handler.protocol_connection is not None]
 
     def set_memory_high_watermark(self, watermark: object) -> None:
         """Change the memory high watermark while running (tests); samples at once.
