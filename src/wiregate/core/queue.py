@@ -285,8 +285,11 @@ class Queue:
         self.ready.append(entry)
         if self.store is not None:
             self.store.add(entry)
-        if self._registered:
-            # a message with TTL 0 still goes to a consumer that is ready now
+        if self._groups:
+            # a message with TTL 0 still goes to a consumer that is ready now.
+            # With every consumer out of credit (all in _blocked) there is
+            # nothing to do: credit comes back through an ack, nack, qos or
+            # recover, and each of those dispatches.
             self.dispatch(expire=False)
         if self.max_length is not None or self.max_length_bytes is not None:
             self._drop_over_limit()
