@@ -26,6 +26,8 @@ from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 from kio.static.constants import EntityType
 
+from . import guard
+
 _size = struct.Struct(">i")
 _head = struct.Struct(">hhi")
 
@@ -84,6 +86,9 @@ def decode_request(api_key: int, version: int, payload: bytes) -> tuple[Any, Any
     header_cls = cls.__header_schema__
     try:
         header, used = _reader(header_cls)(payload, 0)
+        # kio reserves memory from array counts before reading: a lying count
+        # would abort the process, so counts are checked first (guard.py)
+        guard.check(cls, payload, used)
         request, _ = _reader(cls)(payload, used)
     except Exception as error:  # kio raises several types for bad input
         raise ProtocolError(f"cannot decode {cls.__name__} v{version}: {error}") from None

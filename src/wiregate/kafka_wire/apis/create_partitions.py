@@ -9,6 +9,9 @@ Behavior (Kafka 4.0's ReplicationControlManager.createPartitions):
 - Assignments, when given, must number the added partitions and name only
   broker 0 with the topic's replication factor (INVALID_REPLICA_ASSIGNMENT).
 - validate_only checks everything and adds nothing.
+- More than 10000 partitions added by one request (Kafka 4.0's
+  MAX_RECORDS_PER_USER_OP): POLICY_VIOLATION "Unable to perform excessively
+  large batch operation." for the topic that crosses it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from ..registry import handles
-from .create_topics import _Refused, validate_assignment
+from .create_topics import MAX_PARTITIONS_PER_REQUEST, _Refused, validate_assignment
 
 
 @handles(37, "CreatePartitions", 0, 3)
@@ -27,6 +30,7 @@ def create_partitions(ctx: Any, request: Any) -> Any:
     names = [t.name for t in request.topics]
     duplicates = {name for name in names if names.count(name) > 1}
     results = [dict(name=name, error_code=ErrorCode.invalid_request, error_message="Duplicate topic name.") for name in dict.fromkeys(n for n in names if n in duplicates)]
+    added = 0
     for item in request.topics:
         if item.name in duplicates:
             continue
@@ -40,6 +44,9 @@ def create_partitions(ctx: Any, request: Any) -> Any:
             if item.count < current:
                 raise _Refused(ErrorCode.invalid_partitions, f"The topic {item.name} currently has {current} partition(s); {item.count} would not be an increase.")
             additional = item.count - current
+            added += additional
+            if added > MAX_PARTITIONS_PER_REQUEST:
+                raise _Refused(ErrorCode.policy_violation, "Unable to perform excessively large batch operation.")
             if item.assignments is not None:
                 if len(item.assignments) != additional:
                     raise _Refused(

@@ -14,6 +14,9 @@ ReplicationControlManager.createTopics, on a single broker):
   (INVALID_PARTITIONS for 0 or below -1).
 - -1 means the broker's num.partitions / default.replication.factor.
 - validate_only runs every check and creates nothing.
+- More than 10000 partitions in one request (Kafka 4.0's
+  MAX_PARTITIONS_PER_BATCH): every topic POLICY_VIOLATION "Excessively large
+  number of partitions per request.".
 - v5+ answers with the partition count, replication factor and every topic
   config with its value and source; v7 with the topic id.
 - Creation is immediate: there is no controller to wait for, so the
@@ -103,6 +106,24 @@ def _collision(topics: Any, name: str) -> str | None:
     return None
 
 
+#: Kafka 4.0's ReplicationControlManager.MAX_PARTITIONS_PER_BATCH (KAFKA-17870)
+MAX_PARTITIONS_PER_REQUEST = 10000
+
+
+def _total_partitions(broker: Any, topics: Any) -> int:
+    """Kafka's validateTotalNumberOfPartitions: what the request would create."""
+    total = 0
+    for topic in topics:
+        if topic.assignments:
+            total += len(topic.assignments)
+        elif topic.num_partitions == -1:
+            default = configs.broker_value(broker, "num.partitions") or "1"
+            total += int(default) if default.lstrip("-").isdigit() else 1
+        elif topic.num_partitions > 0:
+            total += topic.num_partitions
+    return total
+
+
 @handles(19, "CreateTopics", 2, 7)
 def create_topics(ctx: Any, request: Any) -> Any:
     broker = ctx.broker
@@ -110,6 +131,10 @@ def create_topics(ctx: Any, request: Any) -> Any:
     names = [t.name for t in request.topics]
     duplicates = {name for name in names if names.count(name) > 1}
     results = []
+    if _total_partitions(broker, request.topics) > MAX_PARTITIONS_PER_REQUEST:
+        # Kafka 4.0 refuses the whole request (KAFKA-17870)
+        text = "Excessively large number of partitions per request."
+        return ctx.respond(topics=[_error(name, ErrorCode.policy_violation, text) for name in dict.fromkeys(names)])
     for topic in request.topics:
         if topic.name in duplicates:
             continue

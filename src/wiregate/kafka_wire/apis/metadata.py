@@ -20,6 +20,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ..protocol import ProtocolError
 from ..registry import handles
 
 #: the one broker's node id: 0, as in kafka-python's and Kafka's own test
@@ -120,6 +121,10 @@ def metadata(ctx: Any, request: Any) -> Any:
         for item in requested:
             name = getattr(item, "name", item) if not isinstance(item, str) else item
             topic_id = getattr(item, "topic_id", None)
+            if name is None and version < 12:
+                # v10-11 have nullable names in requests only: Kafka refuses the
+                # request (InvalidRequestException), so the connection closes
+                raise ProtocolError(f"Topic name can not be null for version {version}")
             if name is None and topic_id is not None and topic_id != uuid.UUID(int=0):
                 topic = topics.by_id.get(topic_id)
                 if topic is None:
