@@ -590,7 +590,7 @@ def campaign(frames_wanted: int, seed: int, *, bystander_every: int = 200, fresh
     """Run sessions until ``frames_wanted`` frames were sent; returns counts and failures."""
     from .common import crash_log
 
-    counts = {"cases": 0, "frames": 0, "bytes": 0, "failures": 0, "slowest_ms": 0.0}
+    counts = {"cases": 0, "frames": 0, "failures": 0, "slowest_ms": 0.0}
     failures: list[Failure] = []
     broker = Broker()
     started = time.monotonic()
