@@ -51,10 +51,10 @@ def _exchange(host: str, port: int, data: bytes, *, linger: float = READ_TIMEOUT
     return bytes(received)
 
 
-def hostile_amqp(host: str, port: int, seed: int) -> tuple[int, list[str]]:
+def hostile_amqp(host: str, port: int, seed: int, linger: float = READ_TIMEOUT) -> tuple[int, list[str]]:
     rng = random.Random(seed)
     session = amqp.generate(rng)
-    out = _exchange(host, port, session.data())
+    out = _exchange(host, port, session.data(), linger=linger)
     problems = []
     frames, error = amqp.parse_output(out)
     if error and not error.startswith("truncated"):
@@ -70,7 +70,7 @@ def hostile_amqp(host: str, port: int, seed: int) -> tuple[int, list[str]]:
     return len(session.frames), problems
 
 
-def hostile_kafka(host: str, port: int, seed: int, generator: kafka.Generator) -> tuple[int, list[str]]:
+def hostile_kafka(host: str, port: int, seed: int, generator: kafka.Generator, linger: float = READ_TIMEOUT) -> tuple[int, list[str]]:
     rng = random.Random(seed)
     pools = kafka.Pools()
     stream = bytearray()
@@ -78,7 +78,7 @@ def hostile_kafka(host: str, port: int, seed: int, generator: kafka.Generator) -
     for _ in range(count):
         _api, _version, payload = generator.request(rng, rng.getrandbits(31), pools)
         stream += kafka.frame(rng, payload)
-    out = _exchange(host, port, bytes(stream))
+    out = _exchange(host, port, bytes(stream), linger=linger)
     frames, error = kafka.split_responses(out)
     problems = [f"malformed output: {error}"] if error and not error.startswith("truncated") and "bad response size" not in error else []
     return count, problems
@@ -148,7 +148,10 @@ def fresh_clients_work(server: Server) -> list[str]:
         producer.send(topic, b"after").get(timeout=10)
         producer.close()
         consumer = KafkaConsumer(topic, bootstrap_servers=server.kafka_bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000)
-        values = [m.value for m in consumer]
+        values = []
+        for message in consumer:  # the first one is enough: do not wait out the timeout
+            values.append(message.value)
+            break
         consumer.close()
         if values != [b"after"]:
             problems.append(f"fresh kafka consumer got {values!r}")
@@ -163,7 +166,7 @@ def fresh_clients_work(server: Server) -> list[str]:
     return problems
 
 
-def campaign(connections: int, seed: int, *, workers: int = 8, report: Any = None) -> dict[str, Any]:
+def campaign(connections: int, seed: int, *, workers: int = 8, linger: float = READ_TIMEOUT, report: Any = None) -> dict[str, Any]:
     """``connections`` hostile connections per protocol against one live server."""
     counts = {"amqp_connections": 0, "amqp_frames": 0, "kafka_connections": 0, "kafka_requests": 0, "failures": 0, "bystander_rounds": 0}
     failures: list[Failure] = []
@@ -176,8 +179,8 @@ def campaign(connections: int, seed: int, *, workers: int = 8, report: Any = Non
         jobs = []
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             for n in range(connections):
-                jobs.append(("amqp", n, pool.submit(hostile_amqp, host, server.amqp_port, seed * 7919 + n)))
-                jobs.append(("kafka", n, pool.submit(hostile_kafka, host, int(server.kafka_bootstrap.rsplit(":", 1)[1]), seed * 7919 + n, generator)))
+                jobs.append(("amqp", n, pool.submit(hostile_amqp, host, server.amqp_port, seed * 7919 + n, linger)))
+                jobs.append(("kafka", n, pool.submit(hostile_kafka, host, int(server.kafka_bootstrap.rsplit(":", 1)[1]), seed * 7919 + n, generator, linger)))
             for protocol, n, job in jobs:
                 try:
                     sent, problems = job.result(timeout=60)

@@ -147,3 +147,49 @@ def test_alternate_exchange_that_is_not_utf8_routes_nowhere() -> None:
         assert not log.take()
     replies = [(c, m) for _ch, c, m, _a in methods(conn.data_to_send())]
     assert replies == [(40, 11), (20, 40)]  # declare-ok, then 404 for basic.get on a missing queue
+
+
+# ------------------------------------------------------------------ limits
+def test_negotiated_channel_max_is_enforced() -> None:
+    conn = AMQPConnection(Broker(), peer="test")
+    conn.receive_data(
+        HEADER
+        + method_frame(0, (10 << 16) | 11, struct.pack(">I", 0) + shortstr("PLAIN") + longstr(b"\x00guest\x00guest") + shortstr("en_US"))
+        + method_frame(0, (10 << 16) | 31, struct.pack(">HIH", 2, 131072, 0))
+        + method_frame(0, (10 << 16) | 40, shortstr("/") + b"\x00\x00")
+        + method_frame(1, (20 << 16) | 10, b"\x00")
+        + method_frame(7, (20 << 16) | 10, b"\x00")
+        + method_frame(9, (20 << 16) | 10, b"\x00")
+    )
+    replies = methods(conn.data_to_send())
+    assert [(c, m) for _ch, c, m, _a in replies][-3:] == [(20, 11), (20, 11), (10, 50)]
+    code, length = struct.unpack_from(">HB", replies[-1][3])
+    assert code == 530
+    assert replies[-1][3][3 : 3 + length] == b"NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)"
+
+
+def test_connection_max_refuses_connection_open_with_rabbitmqs_text() -> None:
+    broker = Broker()
+    first = AMQPConnection(broker, peer="a", connection_max=1)
+    first.receive_data(opened_bytes())
+    assert first.handshake_done
+    second = AMQPConnection(broker, peer="b", connection_max=1)
+    second.receive_data(opened_bytes())
+    replies = methods(second.data_to_send())
+    assert [(c, m) for _ch, c, m, _a in replies][-1] == (10, 50)
+    code, length = struct.unpack_from(">HB", replies[-1][3])
+    assert (code, replies[-1][3][3 : 3 + length]) == (530, b"NOT_ALLOWED - connection refused: node connection limit (1) is reached")
+    assert replies[-1][3][-4:] == struct.pack(">HH", 10, 40)
+    first.connection_lost()
+    third = AMQPConnection(broker, peer="c", connection_max=1)
+    third.receive_data(opened_bytes())
+    assert third.handshake_done
+
+
+def opened_bytes() -> bytes:
+    return (
+        HEADER
+        + method_frame(0, (10 << 16) | 11, struct.pack(">I", 0) + shortstr("PLAIN") + longstr(b"\x00guest\x00guest") + shortstr("en_US"))
+        + method_frame(0, (10 << 16) | 31, struct.pack(">HIH", 2047, 131072, 0))
+        + method_frame(0, (10 << 16) | 40, shortstr("/") + b"\x00\x00")
+    )

@@ -90,8 +90,18 @@ class AMQPConnection:
         on_wake: called when output appears outside ``receive_data``.
     """
 
-    def __init__(self, broker: Broker, *, peer: str = "", on_wake: Callable[[], None] | None = None, name: str = "") -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        peer: str = "",
+        on_wake: Callable[[], None] | None = None,
+        name: str = "",
+        connection_max: int | None = None,
+    ) -> None:
         self.broker = broker
+        #: RabbitMQ's connection_max: open connections allowed (None: no limit)
+        self.connection_max = connection_max
         self.peer = peer
         self.name = name or peer
         self.on_wake = on_wake or (lambda: None)
@@ -568,6 +578,10 @@ class AMQPConnection:
             )
 
     def _open(self, frame: commands.Connection.Open) -> None:
+        limit = self.connection_max
+        if limit is not None and sum(isinstance(c, AMQPConnection) for c in self.broker.connections) >= limit:
+            # rabbit_reader's is_over_node_connection_limit, checked at connection.open
+            raise connection_error(NOT_ALLOWED, f"connection refused: node connection limit ({limit}) is reached", wire.CONNECTION_OPEN)
         vhost = self.broker.vhosts.get(frame.virtual_host)
         if vhost is None:
             raise connection_error(NOT_ALLOWED, f"vhost {frame.virtual_host} not found", wire.CONNECTION_OPEN)

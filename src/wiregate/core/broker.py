@@ -37,6 +37,8 @@ class Broker:
         self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         #: broker-level Kafka configs that differ from Kafka's defaults (static: survive reset())
         self.kafka_configs: dict[str, str] = dict(TEST_BROKER_CONFIGS)
+        #: RabbitMQ vhost limits applied to every vhost ("max-queues": N); survive reset()
+        self.vhost_limits: dict[str, int] = {}
         self._fresh_entities()
         #: user name -> password; RabbitMQ's default user guest/guest
         self.users: dict[str, str] = {"guest": "guest"}
@@ -50,7 +52,7 @@ class Broker:
         self.persistence: Any = None
 
     def _fresh_entities(self) -> None:
-        self.vhosts: dict[str, VHost] = {"/": VHost("/", self.scheduler)}
+        self.vhosts: dict[str, VHost] = {"/": VHost("/", self.scheduler, self.vhost_limits)}
         #: Kafka configs set at run time for this broker (resource "1") and as cluster defaults (resource "")
         self.kafka_dynamic_broker_configs: dict[str, str] = {}
         self.kafka_dynamic_default_configs: dict[str, str] = {}
@@ -91,7 +93,7 @@ class Broker:
     def add_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.scheduler)
+            vhost = self.vhosts[name] = VHost(name, self.scheduler, self.vhost_limits)
             vhost.persistence = self.persistence
         return vhost
 

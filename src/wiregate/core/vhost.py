@@ -106,9 +106,11 @@ def server_named_queue() -> str:
 class VHost:
     """One virtual host."""
 
-    def __init__(self, name: str, scheduler: Scheduler | None = None) -> None:
+    def __init__(self, name: str, scheduler: Scheduler | None = None, limits: dict[str, int] | None = None) -> None:
         self.name = name
         self.scheduler = scheduler if scheduler is not None else Scheduler()
+        #: RabbitMQ's vhost limits by name ("max-queues"); absent means no limit
+        self.limits: dict[str, int] = limits if limits is not None else {}
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         #: incremented by protocol front ends after each batch of input; a
@@ -279,6 +281,10 @@ class VHost:
             assert_args_equivalence(queue.arguments, arguments, what, QUEUE_EQUIVALENCE_ARGS)
             queue.touch()
             return queue
+        limit = self.limits.get("max-queues")
+        if limit is not None and len(self.queues) >= limit:
+            # rabbit_channel's check_vhost_queue_limit, before the arguments are looked at
+            raise PreconditionFailed(f"cannot declare queue '{name}': queue limit in vhost '{self.name}' ({limit}) is reached")
         validate_queue_arguments(arguments, self.describe_queue(name))
         if queue_type in QUEUE_TYPE_MODULES:
             self._check_replicated_queue(name, queue_type, durable=durable, exclusive=exclusive, auto_delete=auto_delete, arguments=arguments)

@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         trace=args.trace,
         trace_file=args.trace_file,
         memory_high_watermark=args.memory_high_watermark,
+        max_connections=args.max_connections,
+        max_queues=args.max_queues,
     )
     logging.basicConfig(
         level=config.log_level.upper(),
@@ -120,6 +122,21 @@ def _parser() -> argparse.ArgumentParser:
         help="past this much memory held by messages and records, AMQP publishers are blocked (connection.blocked) and "
         "Kafka Produce is throttled: a fraction of RAM (0.4), a size (512MiB, 2GB) or off (default: %(default)s)",
     )
+    serve.add_argument(
+        "--max-connections",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="client connections allowed per protocol (RabbitMQ's connection_max; AMQP past it gets 530 at connection.open, "
+        "Kafka is closed) (default: unlimited)",
+    )
+    serve.add_argument(
+        "--max-queues",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="queues allowed per vhost (RabbitMQ's max-queues vhost limit; past it queue.declare gets 406) (default: unlimited)",
+    )
     serve.add_argument("--log-level", choices=_LOG_LEVELS, default="info", help="(default: %(default)s)")
     serve.add_argument(
         "--trace",
@@ -149,6 +166,13 @@ def _watermark(text: str) -> Watermark | None:
         return parse_watermark(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return value
 
 
 def _port(text: str) -> int:

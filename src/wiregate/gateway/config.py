@@ -50,6 +50,16 @@ class Config:
             of the machine's memory, an int is bytes, a string is parsed
             (``"0.4"``, ``"512MiB"``, ``"2GB"``, ``"off"``); ``None`` means
             no watermark.  See :mod:`wiregate.gateway.memory`.
+        max_connections: Client connections allowed per protocol
+            (RabbitMQ's ``connection_max``, unlimited by default).  Past it,
+            AMQP ``connection.open`` is refused with 530 "connection
+            refused: node connection limit (N) is reached", as RabbitMQ
+            does; a Kafka connection is closed at once (``--kafka-config
+            max.connections=N``, Kafka's name, overrides it for Kafka).
+        max_queues: Queues allowed per vhost (RabbitMQ's ``max-queues``
+            vhost limit, unlimited by default); a queue.declare past it is
+            refused with 406 "cannot declare queue 'q': queue limit in
+            vhost '/' (N) is reached".
     """
 
     host: str | None = None
@@ -69,3 +79,5 @@ class Config:
     trace: bool = False
     trace_file: Path | None = None
     memory_high_watermark: float | int | str | None = 0.2
+    max_connections: int | None = None
+    max_queues: int | None = None

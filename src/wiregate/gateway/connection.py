@@ -73,6 +73,9 @@ class ConnectionHandler:
         broker: The core broker handed to ``factory``.
         handshake_timeout: Seconds until the handshake must be done, or
             ``None`` when the protocol has no handshake.
+        idle_timeout: Seconds without a byte in either direction after which
+            the connection is closed (Kafka's ``connections.max.idle.ms``),
+            or ``None``; used when there is no handshake deadline.
 
     Attributes:
         tap: The trace tap (:mod:`wiregate.gateway.trace`) fed with every
@@ -90,8 +93,10 @@ class ConnectionHandler:
         factory: ConnectionFactory,
         broker: object,
         handshake_timeout: float | None,
+        idle_timeout: float | None = None,
     ) -> None:
         self.stream = stream
+        self._idle_timeout = idle_timeout
         self.protocol = protocol
         self.peer = format_peer(stream)
         self.done = trio.Event()
@@ -252,6 +257,8 @@ class ConnectionHandler:
 
     async def _watchdog(self) -> None:
         if self._handshake_timeout is None:
+            if self._idle_timeout is not None:
+                await self._idle_loop(self._idle_timeout)
             return
         with trio.move_on_after(self._handshake_timeout):
             await self._handshake_done.wait()
@@ -267,6 +274,16 @@ class ConnectionHandler:
         heartbeat = getattr(self._conn, "heartbeat", 0)
         if heartbeat > 0:
             await self._heartbeat_loop(heartbeat)
+
+    async def _idle_loop(self, idle: float) -> None:
+        # Kafka's Selector closes a connection idle for connections.max.idle.ms:
+        # no bytes read or written (a request stuck halfway counts as idle).
+        while True:
+            await trio.sleep_until(max(self._last_received, self._last_sent) + idle)
+            if trio.current_time() >= max(self._last_received, self._last_sent) + idle:
+                logger.info("%s connection from %s: idle for %g s, closing", self.protocol, self.peer, idle)
+                self._cancel_scope.cancel()
+                return
 
     async def _heartbeat_loop(self, heartbeat: float) -> None:
         # Like RabbitMQ: send a heartbeat after heartbeat/2 s without output;

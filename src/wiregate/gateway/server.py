@@ -157,6 +157,8 @@ class Gateway:
             broker = Broker()
         # the group coordinator reads this very dict, so update it in place
         broker.kafka_configs.update(config.kafka_configs)  # type: ignore[attr-defined]
+        if config.max_queues is not None:
+            broker.vhost_limits["max-queues"] = config.max_queues  # type: ignore[attr-defined]
         self.config = config
         self.broker = broker
         self.addresses: Addresses | None = None
@@ -300,11 +302,12 @@ class Gateway:
             protocol: tuple(listener.socket.getsockname()[:2] for listener in group)
             for protocol, group in listeners.items()
         }
+        amqp_factory = functools.partial(AMQPConnection, connection_max=config.max_connections)
         handlers = {
             "amqp": functools.partial(
                 self._serve_connection,
                 protocol="amqp",
-                factory=AMQPConnection,
+                factory=amqp_factory,
                 handshake_timeout=config.handshake_timeout,
             ),
             "http": functools.partial(serve_http, source=self),
@@ -314,7 +317,7 @@ class Gateway:
                 self._serve_tls_connection,
                 tls=tls_context(config),
                 protocol="amqp",
-                factory=AMQPConnection,
+                factory=amqp_factory,
                 handshake_timeout=config.handshake_timeout,
             )
         if kafka_factory is not None:
@@ -440,6 +443,19 @@ class Gateway:
         factory: ConnectionFactory,
         handshake_timeout: float | None,
     ) -> None:
+        idle_timeout = None
+        if protocol == "kafka":
+            configs = self.broker.kafka_configs  # type: ignore[attr-defined]
+            limit = _int_config(configs.get("max.connections"), self.config.max_connections)
+            if limit is not None and sum(h.protocol == "kafka" for h in self._handlers) >= limit:
+                # Kafka's max.connections: the new connection is closed at once
+                logger.warning("kafka connection refused: %d connections open (max.connections)", limit)
+                await trio.aclose_forcefully(stream)
+                return
+            # Kafka's connections.max.idle.ms (default 10 minutes); it also
+            # bounds a request that stops arriving halfway
+            idle_ms = _int_config(configs.get("connections.max.idle.ms"), 600000)
+            idle_timeout = idle_ms / 1000 if idle_ms is not None and idle_ms > 0 else None
         # trio's SocketStream enables TCP_NODELAY on every accepted socket.
         handler = ConnectionHandler(
             stream,
@@ -447,6 +463,7 @@ class Gateway:
             factory=factory,
             broker=self.broker,
             handshake_timeout=handshake_timeout,
+            idle_timeout=idle_timeout,
         )
         self._handlers.add(handler)
         self.tracer.register(handler)
@@ -455,6 +472,16 @@ class Gateway:
         finally:
             self._handlers.discard(handler)
             self.tracer.unregister(handler)
+
+
+def _int_config(value: object, default: int | None) -> int | None:
+    """An integer broker config (Kafka's names); ``default`` when unset or not a number."""
+    if value is None:
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        return default
 
 
 async def serve(
