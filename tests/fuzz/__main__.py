@@ -56,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.kafka:
             jobs["kafka"] = pool.submit(_kafka, args.kafka, args.seed)
         for name, job in jobs.items():
-            results[name] = job.result()
+            try:
+                results[name] = job.result()
+            except Exception as exc:  # noqa: BLE001 - a broken generator must not hide the other results
+                from .common import Failure
+
+                results[name] = {"counts": {}, "failures": [Failure(name, -1, "campaign", f"{type(exc).__name__}: {exc}")]}
     if args.live:
         from . import live
 

@@ -377,6 +377,9 @@ def mutate_frames(rng: random.Random, session: Session) -> None:
             return
         i = rng.randrange(start, len(frames)) if start < len(frames) else rng.randrange(len(frames))
         data = frames[i]
+        if not data:  # cut to nothing by an earlier mutation
+            del frames[i]
+            continue
         kind = rng.randrange(12)
         if kind <= 2:  # damage the payload
             frames[i] = mutate_bytes(rng, data, protect=7)
