@@ -196,6 +196,11 @@ def campaign(connections: int, seed: int, *, workers: int = 8, linger: float = R
                 failures.extend(Failure(protocol, n, "invariant", p) for p in problems)
                 if report is not None and (counts["amqp_connections"] + counts["kafka_connections"]) % 1000 == 0:
                     report(f"live: {counts['amqp_connections']} amqp, {counts['kafka_connections']} kafka connections")
+        # the bystanders must also work after the last hostile connection
+        after = bystanders.rounds
+        deadline = time.monotonic() + 15
+        while bystanders.rounds < after + 2 and not bystanders.errors and time.monotonic() < deadline:
+            time.sleep(0.05)
         bystanders.stop()
         counts["bystander_rounds"] = bystanders.rounds
         failures.extend(Failure("live", 0, "invariant", e) for e in bystanders.errors)
