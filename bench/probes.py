@@ -755,6 +755,31 @@ def probe_trace(ctx) -> None:
     ))
 
 
+def probe_connections(ctx) -> None:
+    """Many concurrent connections: bench/connections.py (1 000 mixed AMQP and Kafka, held; 40 in smoke)."""
+    from bench import connections
+
+    result = connections.run(ctx.smoke)
+    rss = result.get("rss_kib", {})
+    held = rss.get("held") or rss.get("after_work")
+    ctx.rows.append(Row(
+        "connections", f"RSS with {result['amqp_connections']} AMQP + {result['kafka_connections']} Kafka connections held",
+        "MiB", "lower", held / 1024 if held else None,
+        note="every connection still working at the end" if result["ok"] else "FAILURES: see results.json",
+        extra={"result": {k: v for k, v in result.items() if k != "probes"}},
+    ))
+    ctx.rows.append(Row(
+        "connections", "RSS per idle AMQP connection (bench/connections.py)", "KiB", "lower",
+        result.get("rss_per_idle_amqp_kib"),
+    ))
+    ctx.rows.append(Row(
+        "connections", "RSS per idle Kafka connection (bench/connections.py)", "KiB", "lower",
+        result.get("rss_per_idle_kafka_kib"),
+    ))
+    if not result["ok"]:
+        raise RuntimeError("some connections failed; see results.json")
+
+
 PROBES: dict[str, Callable] = {
     "startup": probe_startup,
     "embedding": probe_embedding,
@@ -765,4 +790,5 @@ PROBES: dict[str, Callable] = {
     "kafka_confluent": probe_kafka_confluent,
     "kafka_python": probe_kafka_python,
     "trace": probe_trace,
+    "connections": probe_connections,
 }

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PROBES = ["startup", "embedding", "memory", "pika", "aio_pika", "pipelined", "kafka_confluent", "kafka_python", "trace"]
+PROBES = ["startup", "embedding", "memory", "pika", "aio_pika", "pipelined", "kafka_confluent", "kafka_python", "trace",
+          "connections"]
 ROW_PROBES = {"start-up", "embedding", "memory", "pika", "aio-pika", "pipelined", "kafka-confluent", "kafka-python",
-              "trace"}
+              "trace", "connections"}
 
 
 @pytest.mark.timeout(240)
