@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         http_port=args.http_port,
         data_dir=args.data_dir,
         fsync=args.fsync,
+        page_out_bytes=args.page_out_bytes,
         log_level=args.log_level,
         amqps_port=args.amqps_port,
         advertised_host=args.advertised_host,
@@ -113,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=("always", "batch", "never"),
         default="batch",
         help="with --data-dir: fsync every write, group-commit every few ms, or leave it to the OS (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--page-out-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        metavar="BYTES",
+        help="with --data-dir: a queue's ready bodies past this many bytes are kept on disk (default: 64 MiB)",
     )
     serve.add_argument(
         "--memory-high-watermark",

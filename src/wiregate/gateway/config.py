@@ -68,6 +68,7 @@ class Config:
     http_port: int = 15672
     data_dir: Path | None = None
     fsync: str = "batch"
+    page_out_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
     advertised_host: str | None = None
     amqps_port: int | None = None

@@ -248,7 +248,7 @@ class Gateway:
         existing = getattr(self.broker, "persistence", None)
         if existing is not None:
             return existing  # a restarted embedded server keeps its broker and its directory
-        datadir = DataDir(config.data_dir, config.fsync)
+        datadir = DataDir(config.data_dir, config.fsync, config.page_out_bytes)
         started = time.monotonic()
         counts = datadir.recover(self.broker, PropertyBlock)  # type: ignore[arg-type]
         logger.info(
