@@ -294,16 +294,21 @@ def iter_records(batch: bytes) -> Iterator[tuple[int, int, bool]]:
     ListOffsets inside a batch): Produce and Fetch never call it otherwise.
     """
     header = BatchHeader(len(batch), _tail.unpack_from(batch, 21))
+    for data, timestamp_delta, offset_delta, pos in _record_starts(batch, header):
+        key_length, _ = _varint(data, pos)
+        yield offset_delta, header.base_timestamp + timestamp_delta, key_length < 0
+
+
+def _record_starts(batch: bytes, header: BatchHeader) -> Iterator[tuple[bytes, int, int, int]]:
+    """(records section, timestamp delta, offset delta, position of the key) of each record."""
     data = decompress(header.codec, bytes(batch[HEADER_SIZE:]))
     pos = 0
     for _ in range(header.record_count):
         length, pos = _varint(data, pos)
         end = pos + length
-        pos += 1  # attributes
-        timestamp_delta, pos = _varint(data, pos)
+        timestamp_delta, pos = _varint(data, pos + 1)  # past the attributes byte
         offset_delta, pos = _varint(data, pos)
-        key_length, pos = _varint(data, pos)
-        yield offset_delta, header.base_timestamp + timestamp_delta, key_length < 0
+        yield data, timestamp_delta, offset_delta, pos
         pos = end
 
 
@@ -319,15 +324,8 @@ def decode_records(batch: bytes) -> list[tuple[int, int, bytes | None, bytes | N
         return []
     base = base_offset(batch)
     log_append = bool(header.attributes & TIMESTAMP_TYPE_BIT)
-    data = decompress(header.codec, bytes(batch[HEADER_SIZE:]))
     out = []
-    pos = 0
-    for _ in range(header.record_count):
-        length, pos = _varint(data, pos)
-        end = pos + length
-        pos += 1  # attributes
-        timestamp_delta, pos = _varint(data, pos)
-        offset_delta, pos = _varint(data, pos)
+    for data, timestamp_delta, offset_delta, pos in _record_starts(batch, header):
         key, pos = _varbytes(data, pos)
         value, pos = _varbytes(data, pos)
         count, pos = _varint(data, pos)
@@ -338,7 +336,6 @@ def decode_records(batch: bytes) -> list[tuple[int, int, bytes | None, bytes | N
             headers.append(((name or b"").decode("utf-8", "replace"), header_value))
         timestamp = header.max_timestamp if log_append else header.base_timestamp + timestamp_delta
         out.append((base + offset_delta, timestamp, key, value, headers))
-        pos = end
     return out
 
 
