@@ -355,3 +355,35 @@ def test_a_queue_past_the_threshold_pages_further_bodies(tmp_path: Path) -> None
     assert [e.message.body for e in consumer.entries] == [b"12345", b"67890", b"abcde", b"fghij"]
     queue.settle(consumer.entries)
     data.close()
+
+
+def test_a_stable_groups_generation_and_members_come_back(tmp_path: Path) -> None:
+    from wiregate.core.groups import GroupState, JoinRequest
+
+    broker, data = _open(tmp_path)
+    coordinator = broker.groups
+
+    def join(member: str) -> list:
+        replies: list = []
+        coordinator.join(JoinRequest(
+            group_id="g", member_id=member, group_instance_id=None, client_id="c", client_host="/127.0.0.1",
+            session_timeout_ms=10000, rebalance_timeout_ms=30000, protocol_type="consumer",
+            protocols=(("range", b"meta"),),
+        ), replies.append)
+        broker.scheduler.run_due()
+        return replies
+
+    member = join("")[0].member_id  # MEMBER_ID_REQUIRED hands out the id
+    joined = join(member)[0]
+    replies: list = []
+    coordinator.sync("g", member, None, joined.generation_id, "consumer", "range", {member: b"assignment"}, replies.append)
+    assert coordinator.get("g").state is GroupState.STABLE
+
+    broker, data = _restart(tmp_path, data)
+    group = broker.groups.get("g")
+    assert group.state is GroupState.STABLE
+    assert (group.generation_id, group.protocol_name, group.leader_id) == (joined.generation_id, "range", member)
+    assert group.members[member].assignment == b"assignment"
+    # the member carries on: a heartbeat of its generation is accepted
+    assert broker.groups.heartbeat("g", member, None, joined.generation_id).name == "NONE"
+    data.close()

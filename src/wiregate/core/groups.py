@@ -462,6 +462,31 @@ def consumer_subscription_topics(metadata: bytes) -> set[str] | None:
 
 
 # ------------------------------------------------------------- coordinator
+def group_metadata(group: Group) -> dict[str, Any]:
+    """What survives a restart of a group besides its offsets (Kafka's GroupMetadataValue)."""
+    return {
+        "group_id": group.group_id,
+        "generation_id": group.generation_id,
+        "protocol_type": group.protocol_type,
+        "protocol_name": group.protocol_name,
+        "leader_id": group.leader_id,
+        "members": [
+            {
+                "member_id": member.member_id,
+                "group_instance_id": member.group_instance_id,
+                "client_id": member.client_id,
+                "client_host": member.client_host,
+                "session_timeout_ms": member.session_timeout_ms,
+                "rebalance_timeout_ms": member.rebalance_timeout_ms,
+                "protocol_type": member.protocol_type,
+                "protocols": list(member.protocols),
+                "assignment": member.assignment,
+            }
+            for member in group.members.values()
+        ] if group.state is GroupState.STABLE else [],
+    }
+
+
 class GroupCoordinator:
     """Every classic group of the broker and their committed offsets.
 
@@ -502,6 +527,47 @@ class GroupCoordinator:
 
     def _transition(self, group: Group, target: GroupState) -> None:
         group.transition_to(target, self.wall_ms())
+        if self.persistence is not None and target in (GroupState.STABLE, GroupState.EMPTY):
+            # Kafka writes a group's metadata when a rebalance completes and
+            # when it empties; after a restart members carry on with their
+            # generation instead of rejoining.
+            self.persistence.journal(("groups", "restore_group", (group_metadata(group),)))
+
+    def restore_group(self, metadata: dict[str, Any]) -> None:
+        """Put back a group's generation, protocol and members (journal replay).
+
+        Members get a fresh session timeout from now: those that do not come
+        back are evicted, as Kafka evicts them after loading the group.
+        """
+        group = self._get_or_create(metadata["group_id"])
+        for member_id in list(group.members):
+            self._cancel_heartbeat(group, member_id)
+        group.members.clear()
+        group.static_members.clear()
+        group.generation_id = metadata["generation_id"]
+        group.protocol_type = metadata["protocol_type"]
+        group.protocol_name = metadata["protocol_name"]
+        group.leader_id = metadata["leader_id"]
+        for saved in metadata["members"]:
+            request = JoinRequest(
+                group_id=group.group_id,
+                member_id=saved["member_id"],
+                group_instance_id=saved["group_instance_id"],
+                client_id=saved["client_id"],
+                client_host=saved["client_host"],
+                session_timeout_ms=saved["session_timeout_ms"],
+                rebalance_timeout_ms=saved["rebalance_timeout_ms"],
+                protocol_type=saved["protocol_type"],
+                protocols=tuple(saved["protocols"]),
+            )
+            member = Member(saved["member_id"], request)
+            member.assignment = saved["assignment"]
+            group.members[member.member_id] = member
+            if member.group_instance_id is not None:
+                group.static_members[member.group_instance_id] = member.member_id
+            self._schedule_heartbeat(group, member.member_id, member.session_timeout_ms)
+        group.subscribed_topics = group.compute_subscribed_topics() if group.members else None
+        group.state = GroupState.STABLE if group.members else GroupState.EMPTY
 
     def _after(self, delay_ms: int, callback: Callable[[], None]) -> Timer:
         return self.scheduler.call_at(self.scheduler.now() + delay_ms / 1000, callback)

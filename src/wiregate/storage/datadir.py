@@ -49,6 +49,7 @@ from wiregate.core import Broker
 from wiregate.core.message import Message, PagedMessage
 from wiregate.kafka_wire import records as kafka_records
 from wiregate.core import producers as kafka_producers
+from wiregate.core.groups import group_metadata
 
 from .segments import FRAME_OVERHEAD, SegmentFile, fsync_directory, recover_file, segment_paths
 
@@ -375,6 +376,8 @@ def snapshot_entries(broker: Broker) -> list[tuple[Any, ...]]:
     for topic in broker.topics.by_name.values():
         entries.append(("topics", "create", (topic.name, len(topic.partitions), dict(topic.configs), topic.id)))
     for group_id, group in broker.groups.groups.items():
+        if group.state.value in ("Stable", "Empty") and (group.generation_id or group.members):
+            entries.append(("groups", "restore_group", (group_metadata(group),)))
         if group.offsets:
             stored = [(topic, partition, committed) for (topic, partition), committed in group.offsets.items()]
             entries.append(("groups", "restore_offsets", (group_id, stored)))
