@@ -168,24 +168,46 @@ def _zero(kind: Any) -> Any:
     return None
 
 
-def _coerce(kind: Any, value: Any) -> Any:
-    if value is None:
-        return None
+def _identity(value: Any) -> Any:
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _converter(kind: Any) -> Any:
+    """A function turning a version-neutral value into one of field type ``kind`` (worked out once per type)."""
     origin = typing.get_origin(kind)
     if origin in (types.UnionType, typing.Union):
         inner = [a for a in typing.get_args(kind) if a is not type(None)]
-        return _coerce(inner[0], value) if len(inner) == 1 else value
+        return _converter(inner[0]) if len(inner) == 1 else _identity
     if origin is tuple:
-        element = typing.get_args(kind)[0]
-        return tuple(_coerce(element, item) for item in value)
+        element = _converter(typing.get_args(kind)[0])
+        if element is _identity:
+            return tuple
+        return lambda value: tuple([element(item) for item in value])
     if isinstance(kind, type):
-        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
-            return build(kind, **value)
-        if issubclass(kind, ErrorCode) and not isinstance(value, ErrorCode):
-            return ErrorCode(value)
-        if issubclass(kind, datetime.timedelta) and not isinstance(value, datetime.timedelta):
-            return datetime.timedelta(milliseconds=value)
-    return value
+        if dataclasses.is_dataclass(kind):
+            return lambda value: build(kind, **value) if isinstance(value, dict) else value
+        if issubclass(kind, ErrorCode):
+            return lambda value: value if isinstance(value, ErrorCode) else ErrorCode(value)
+        if issubclass(kind, datetime.timedelta):
+            return lambda value: value if isinstance(value, datetime.timedelta) else datetime.timedelta(milliseconds=value)
+    return _identity
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    return None if value is None else _converter(kind)(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(cls: type) -> tuple[tuple[str, Any, Any, bool], ...]:
+    """Per field: name, converter, default, whether the default is a typed zero to compute."""
+    plan = []
+    for name, kind, default in _fields(cls):
+        if default is _NO_DEFAULT:
+            plan.append((name, _converter(kind), kind, True))
+        else:
+            plan.append((name, _converter(kind), default, False))
+    return tuple(plan)
 
 
 def build(cls: type, **values: Any) -> Any:
@@ -197,13 +219,14 @@ def build(cls: type, **values: Any) -> Any:
     durations as milliseconds.
     """
     kwargs = {}
-    for name, kind, default in _fields(cls):
+    for name, convert, default, zero in _plan(cls):
         if name in values:
-            kwargs[name] = _coerce(kind, values[name])
-        elif default is not _NO_DEFAULT:
-            kwargs[name] = default
+            value = values[name]
+            kwargs[name] = None if value is None else convert(value)
+        elif zero:
+            kwargs[name] = _zero(default)
         else:
-            kwargs[name] = _zero(kind)
+            kwargs[name] = default
     return cls(**kwargs)
 
 
