@@ -109,7 +109,8 @@ def encode_response(response: Any, correlation_id: int) -> bytes:
     parts.append(_size.pack(correlation_id))
     if cls.__flexible__ and cls.__api_key__ != 18:
         parts.append(b"\x00")  # response header v1: empty tagged fields
-    if not (cls.__api_key__ == 0 and _write_produce_response(parts, response, cls.__flexible__)):
+    fast = _FAST_WRITERS.get(cls.__api_key__)
+    if fast is None or not fast(parts, response, cls.__flexible__):
         _writer(cls)(parts, response)
     parts[0] = _size.pack(sum(map(len, parts)))
     return b"".join(parts)
@@ -187,6 +188,88 @@ def _write_produce_response(parts: list[bytes], response: Any, flexible: bool) -
         pieces.append(b"\x00")
     parts.extend(pieces)
     return True
+
+
+# ------------------------------------------------------------------ Fetch answers
+# The same for Fetch (versions 4-17): consumers poll all the time, and most
+# answers carry no aborted-transaction list, leader hints or node endpoints.
+_fetch_head_v7 = struct.Struct(">hi")  # error_code, session_id
+_partition_v4 = struct.Struct(">ihqq")
+_partition_v5_fetch = struct.Struct(">ihqqq")
+_aborted = struct.Struct(">qq")
+_NO_EPOCH_END = (-1, -1)
+
+
+def _array_head(count: int, flexible: bool) -> bytes:
+    return _uvarint(count + 1) if flexible else _i32.pack(count)
+
+
+def _write_fetch_response(parts: list[bytes], response: Any, flexible: bool) -> bool:
+    version = response.__version__
+    if version < 4:
+        return False
+    if version >= 16 and response.node_endpoints:
+        return False
+    pieces = [_i32.pack(int(response.throttle_time.total_seconds() * 1000))]
+    if version >= 7:
+        pieces.append(_fetch_head_v7.pack(response.error_code, response.session_id))
+    topics = response.responses
+    pieces.append(_array_head(len(topics), flexible))
+    for topic in topics:
+        if version >= 13:
+            if topic.topic_id is None:
+                return False
+            pieces.append(topic.topic_id.bytes)
+        else:
+            pieces.append(_string(topic.topic, flexible))
+        partitions = topic.partitions
+        pieces.append(_array_head(len(partitions), flexible))
+        for partition in partitions:
+            if version >= 12:
+                diverging, leader, snapshot = partition.diverging_epoch, partition.current_leader, partition.snapshot_id
+                if (
+                    (diverging.epoch, diverging.end_offset) != _NO_EPOCH_END
+                    or (leader.leader_id, leader.leader_epoch) != _NO_LEADER
+                    or (snapshot.end_offset, snapshot.epoch) != _NO_EPOCH_END
+                ):
+                    return False
+            if version >= 5:
+                pieces.append(_partition_v5_fetch.pack(
+                    partition.partition_index, partition.error_code, partition.high_watermark,
+                    partition.last_stable_offset, partition.log_start_offset,
+                ))
+            else:
+                pieces.append(_partition_v4.pack(
+                    partition.partition_index, partition.error_code, partition.high_watermark, partition.last_stable_offset,
+                ))
+            aborted = partition.aborted_transactions
+            if aborted is None:
+                pieces.append(b"\x00" if flexible else b"\xff\xff\xff\xff")
+            else:
+                pieces.append(_array_head(len(aborted), flexible))
+                for transaction in aborted:
+                    pieces.append(_aborted.pack(transaction.producer_id, transaction.first_offset))
+                    if flexible:
+                        pieces.append(b"\x00")
+            if version >= 11:
+                pieces.append(_i32.pack(partition.preferred_read_replica))
+            records = partition.records
+            if records is None:
+                pieces.append(b"\x00" if flexible else b"\xff\xff\xff\xff")
+            else:
+                pieces.append(_uvarint(len(records) + 1) if flexible else _i32.pack(len(records)))
+                pieces.append(records)
+            if flexible:
+                pieces.append(b"\x00")
+        if flexible:
+            pieces.append(b"\x00")
+    if flexible:
+        pieces.append(b"\x00")
+    parts.extend(pieces)
+    return True
+
+
+_FAST_WRITERS = {0: _write_produce_response, 1: _write_fetch_response}
 
 
 def peek_header(payload: bytes) -> tuple[int, int, int]:
