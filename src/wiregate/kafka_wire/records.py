@@ -183,6 +183,12 @@ def validate(data: bytes | bytearray, *, max_message_bytes: int, api_version: in
     return header
 
 
+def assigned(data: bytes, size: int, base_offset: int, leader_epoch: int) -> bytes:
+    """The first ``size`` bytes of ``data`` with base offset and leader epoch patched, in one copy."""
+    view = memoryview(data)
+    return b"".join((_int64.pack(base_offset), view[8:12], _int32.pack(leader_epoch), view[16:size]))
+
+
 def assign(batch: bytearray, base_offset: int, leader_epoch: int) -> None:
     """Patch the base offset and partition leader epoch (neither is covered by the CRC)."""
     _int64.pack_into(batch, 0, base_offset)

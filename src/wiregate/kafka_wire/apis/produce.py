@@ -182,16 +182,19 @@ def produce_partition(ctx: Any, topic: Any, index: int, data: bytes | None, acks
                 log_append_time=append_time(duplicate.timestamp),
                 log_start_offset=partition.log_start_offset,
             )
-    batch = bytearray(memoryview(data)[: header.size])
     base = partition.high_watermark
-    records.assign(batch, base, partition.leader_epoch)
     wall = ctx.broker.scheduler.wall()
     log_append_time = -1
     max_timestamp = header.max_timestamp
     if topic_value(ctx.broker, topic, "message.timestamp.type") == "LogAppendTime":
+        batch = bytearray(memoryview(data)[: header.size])
+        records.assign(batch, base, partition.leader_epoch)
         log_append_time = max_timestamp = int(wall * 1000)
         records.set_log_append_time(batch, log_append_time)
-    partition.append_batch(bytes(batch), header.record_count, timestamp=wall, max_timestamp=max_timestamp)
+        stored = bytes(batch)
+    else:
+        stored = records.assigned(data, header.size, base, partition.leader_epoch)
+    partition.append_batch(stored, header.record_count, timestamp=wall, max_timestamp=max_timestamp)
     if header.has_producer_id:
         last = base + header.last_offset_delta
         metadata = BatchMetadata(header.base_sequence, header.last_sequence, base, last, max_timestamp)
