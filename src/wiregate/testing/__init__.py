@@ -197,7 +197,15 @@ class Server:
             token.run_sync_soon(run)
         except trio.RunFinishedError:
             raise RuntimeError("wiregate server is not running") from None
-        return future.result()
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except concurrent.futures.TimeoutError:
+                if future.done():
+                    raise  # what fn itself raised
+                # a loop that ended after taking the call never runs it
+                if not thread.is_alive():
+                    raise RuntimeError("wiregate server stopped before the call ran") from None
 
     def set_memory_high_watermark(self, watermark: float | int | str | None) -> None:
         """Change the memory high watermark of the running server and sample at once.
