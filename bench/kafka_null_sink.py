@@ -24,22 +24,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import datetime
 import functools
 import io
 import struct
 import sys
-import types
-import typing
 import uuid
 from typing import Any
 
-import crc32c
-from kio.index import load_payload_module
-from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
-from kio.static.constants import EntityType
+
+from wiregate.kafka_wire.protocol import build, request_class, response_class
+from wiregate.kafka_wire.records import encode_batch
 
 # (api_key, min, max) as wiregate advertises them.
 API_RANGES = {18: (0, 4), 3: (0, 13), 0: (3, 12), 22: (0, 5), 2: (1, 10), 1: (4, 17)}
@@ -48,101 +43,10 @@ _HEAD = struct.Struct(">hhi")
 
 
 # ------------------------------------------------------------------ kio glue
-def _entity(module: types.ModuleType, suffix: str) -> type:
-    for name, value in vars(module).items():
-        if isinstance(value, type) and dataclasses.is_dataclass(value) and name.endswith(suffix) and getattr(
-            value, "__type__", None
-        ) in (EntityType.request, EntityType.response):
-            return value
-    raise LookupError(suffix)
-
-
-@functools.lru_cache(maxsize=None)
-def request_class(key: int, version: int) -> type:
-    return _entity(load_payload_module(key, version, EntityType.request), "Request")
-
-
-@functools.lru_cache(maxsize=None)
-def response_class(key: int, version: int) -> type:
-    return _entity(load_payload_module(key, version, EntityType.response), "Response")
-
-
+# The same glue wiregate uses (class lookup, version-neutral build); answers
+# are still written by kio's own writer below, not wiregate's fast paths.
 reader = functools.lru_cache(maxsize=None)(entity_reader)
 writer = functools.lru_cache(maxsize=None)(entity_writer)
-
-
-@functools.lru_cache(maxsize=None)
-def _fields(cls: type) -> tuple:
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        else:
-            default = _MISSING
-        out.append((f.name, hints[f.name], default))
-    return tuple(out)
-
-
-_MISSING = object()
-
-
-def _zero(kind: Any) -> Any:
-    origin = typing.get_origin(kind)
-    if origin in (types.UnionType, typing.Union):
-        args = typing.get_args(kind)
-        return None if type(None) in args else _zero(args[0])
-    if origin is tuple:
-        return ()
-    if kind is bool:
-        return False
-    if isinstance(kind, type):
-        for base, value in (
-            (ErrorCode, ErrorCode.none), (datetime.timedelta, datetime.timedelta(0)),
-            (datetime.datetime, datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc)),
-            (int, 0), (float, 0.0), (str, ""), (bytes, b""), (uuid.UUID, uuid.UUID(int=0)),
-        ):
-            if issubclass(kind, base):
-                return value
-        if dataclasses.is_dataclass(kind):
-            return build(kind)
-    return None
-
-
-def _coerce(kind: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = typing.get_origin(kind)
-    if origin in (types.UnionType, typing.Union):
-        inner = [a for a in typing.get_args(kind) if a is not type(None)]
-        return _coerce(inner[0], value) if len(inner) == 1 else value
-    if origin is tuple:
-        return tuple(_coerce(typing.get_args(kind)[0], v) for v in value)
-    if isinstance(kind, type):
-        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
-            return build(kind, **value)
-        if issubclass(kind, ErrorCode) and not isinstance(value, ErrorCode):
-            return ErrorCode(value)
-        if issubclass(kind, datetime.timedelta) and not isinstance(value, datetime.timedelta):
-            return datetime.timedelta(milliseconds=value)
-        if issubclass(kind, datetime.datetime) and not isinstance(value, datetime.datetime):
-            return datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc) if value >= 0 else value
-    return value
-
-
-def build(cls: type, **values: Any) -> Any:
-    """A kio entity of any version from version-neutral values; the rest zero-filled."""
-    kwargs = {}
-    for name, kind, default in _fields(cls):
-        if name in values:
-            kwargs[name] = _coerce(kind, values[name])
-        elif default is not _MISSING:
-            kwargs[name] = default
-        else:
-            kwargs[name] = _zero(kind)
-    return cls(**kwargs)
 
 
 def encode(response: Any, correlation_id: int) -> bytes:
@@ -158,32 +62,13 @@ def encode(response: Any, correlation_id: int) -> bytes:
 
 
 # ------------------------------------------------------------------ records
-def _varint(value: int) -> bytes:
-    value = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 @functools.lru_cache(maxsize=64)
 def record_batch(count: int, size: int) -> bytes:
     """A v2 batch of ``count`` records of ``size`` bytes (no key), base offset 0.
 
     The base offset is outside the CRC, so the batch is patched per fetch.
     """
-    value = b"v" * size
-    records = bytearray()
-    for delta in range(count):
-        body = b"\0" + _varint(0) + _varint(delta) + _varint(-1) + _varint(size) + value + _varint(0)
-        records += _varint(len(body)) + body
-    now = 1_700_000_000_000
-    after_crc = struct.pack(">hiqqqhii", 0, count - 1, now, now, -1, -1, -1, count) + records
-    crc = crc32c.crc32c(after_crc)
-    head = struct.pack(">iBI", 0, 2, crc)  # partition leader epoch, magic, crc
-    return struct.pack(">qi", 0, len(head) + len(after_crc)) + head + after_crc
+    return bytes(encode_batch([(None, b"v" * size, [], 1_700_000_000_000)] * count))
 
 
 def count_records(records: bytes | None) -> int:
