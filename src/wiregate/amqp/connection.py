@@ -144,11 +144,18 @@ class AMQPConnection:
         self._buf += data
         if self.reading_paused:
             return
+        self._guarded(self._process_batch)
+
+    def _process_batch(self) -> None:
+        self._process()
+        if self.vhost is not None:
+            self.vhost.write_batch += 1
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run input processing; an error closes this connection with its code."""
         self._in_receive = True
         try:
-            self._process()
-            if self.vhost is not None:
-                self.vhost.write_batch += 1
+            step()
         except AMQPError as error:
             self._fail(error)
         except Exception:  # a bug must cost one connection, not the server
@@ -193,13 +200,7 @@ class AMQPConnection:
             self.send(wire.method(0, wire.CONNECTION_UNBLOCKED))
         if self.reading_paused and self._held is None:
             self.reading_paused = False
-            self._in_receive = True
-            try:
-                self._process()
-            except AMQPError as error:
-                self._fail(error)
-            finally:
-                self._in_receive = False
+            self._guarded(self._process)
             self.on_wake()
 
     def publishing(self) -> None:
@@ -381,19 +382,15 @@ class AMQPConnection:
         self.reading_paused = False
         if held is None or self.closed:
             return
-        self._in_receive = True
-        try:
+        def step() -> None:
             self._fault_pass = True
-            self._frame(wire.FRAME_METHOD, *held)
-            self._process()
-        except AMQPError as error:
-            self._fail(error)
-        except Exception:
-            log.exception("internal error on AMQP connection %s", self.name)
-            self._fail(connection_error(541, "INTERNAL_ERROR"))
-        finally:
-            self._fault_pass = False
-            self._in_receive = False
+            try:
+                self._frame(wire.FRAME_METHOD, *held)
+                self._process()
+            finally:
+                self._fault_pass = False
+
+        self._guarded(step)
         self.on_wake()
 
     def decode_method(self, index: int, payload: bytes) -> Any:
