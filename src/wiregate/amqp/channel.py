@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 _publish_head = struct.Struct(">H")
 _ack_args = struct.Struct(">QB")
 _content_header = struct.Struct(">HHQ")
+_deliver_tail = struct.Struct(">QB")
+#: frame end of the method frame, then the content header frame's head
+_deliver_content = struct.Struct(">BBHIHHQ")
+#: frame end of the content header frame, then the body frame's head
+_body_head = struct.Struct(">BBHI")
 
 #: RabbitMQ's default max_message_size (3.10): 128 MiB
 MAX_MESSAGE_SIZE = 134217728
@@ -51,7 +56,7 @@ def _generated_tag() -> str:
 class ChannelConsumer:
     """A basic.consume subscription; the core calls it to deliver."""
 
-    __slots__ = ("channel", "tag", "queue", "ack_required", "exclusive", "prefetch", "priority", "unacked", "arguments", "_tag_frame")
+    __slots__ = ("channel", "tag", "queue", "ack_required", "exclusive", "prefetch", "priority", "unacked", "arguments", "_tag_frame", "_deliver_prefix")
 
     def __init__(
         self,
@@ -76,6 +81,9 @@ class ChannelConsumer:
         self.unacked = 0
         self.arguments = arguments
         self._tag_frame = wire.shortstr(tag)
+        #: basic.deliver's frame head, method index and consumer tag, by the
+        #: encoded exchange and routing key (their length sets the frame size)
+        self._deliver_prefix: dict[bytes, bytes] = {}
 
     def has_credit(self) -> bool:
         if not self.ack_required:
@@ -101,9 +109,33 @@ class ChannelConsumer:
             annotations = queue.annotations(entry)
             if annotations:
                 raw = block.annotated(annotations)
-        head = wire.basic_deliver_head(channel.number, self._tag_frame, tag, entry.redelivered, block.exchange_rk(message))
+        exchange_rk = block._exchange_rk or block.exchange_rk(message)
         body = message.body  # read once: a paged-out body comes from disk
-        conn.send_parts([head, *wire.content(channel.number, len(body), raw, body, conn.frame_max)])
+        size = len(body)
+        number = channel.number
+        if size > conn.frame_max - wire.FRAME_OVERHEAD or not size:
+            head = wire.basic_deliver_head(number, self._tag_frame, tag, entry.redelivered, exchange_rk)
+            conn.send_parts([head, *wire.content(number, size, raw, body, conn.frame_max)])
+            return
+        # the usual case, written out: basic.deliver, the content header and
+        # one body frame, in as few pieces as the variable parts allow
+        prefix = self._deliver_prefix.get(exchange_rk)
+        if prefix is None:
+            if len(self._deliver_prefix) >= 64:
+                self._deliver_prefix.clear()
+            prefix = self._deliver_prefix[exchange_rk] = wire.deliver_prefix(number, self._tag_frame, exchange_rk)
+        conn.send_parts(
+            [
+                prefix,
+                _deliver_tail.pack(tag, 1 if entry.redelivered else 0),
+                exchange_rk,
+                _deliver_content.pack(wire.FRAME_END, wire.FRAME_HEADER, number, 12 + len(raw), 60, 0, size),
+                raw,
+                _body_head.pack(wire.FRAME_END, wire.FRAME_BODY, number, size),
+                body,
+                wire.FRAME_END_BYTE,
+            ]
+        )
 
     def deliver_reply(self, message: Message) -> None:
         """Direct reply-to: a message for this channel, bypassing any queue."""

@@ -19,7 +19,7 @@ import wiregate
 from wiregate.core import Broker, CoreError
 
 from . import codec, wire
-from .channel import Channel
+from .channel import MAX_MESSAGE_SIZE, Channel
 from .faults import method_fields
 from .replies import (
     ACCESS_REFUSED,
@@ -63,6 +63,7 @@ CAPABILITIES = {
 
 _frame_head = struct.Struct(">BHI")
 _u32 = struct.Struct(">I")
+_content_header = struct.Struct(">HHQ")
 
 # accepted protocol headers (RabbitMQ also takes 0-9 and the 0-9-1 variant
 # some old clients send); anything else is answered with ours, then closed
@@ -117,6 +118,8 @@ class AMQPConnection:
         self.handshake_done = False
         self._state = "header"  # header start_ok tune_ok open opened closing
         self._buf = bytearray()
+        #: decoded basic.publish arguments by their bytes: a few distinct ones carry most traffic
+        self._publish_args: dict[bytes, tuple[str, str, bool]] = {}
         self._out: list[bytes] = []
         self._in_receive = False
         self._released = False
@@ -274,11 +277,87 @@ class AMQPConnection:
                         f"type {frame_type}, all octets = {codec.erlang_binary(buf[pos + 7:frame_end])}: "
                         f"{{invalid_frame_end_marker,{buf[frame_end]}}}",
                     )
+                if frame_type == 1 and buf[pos + 10] == 40 and buf[pos + 8] == 60 and buf[pos + 9] == 0 and buf[pos + 7] == 0:
+                    # basic.publish: with its header and body already here
+                    # the whole message is taken in one step (the common case)
+                    after = self._publish_whole(buf, pos, frame_end, end, channel)
+                    if after:
+                        pos = after
+                        continue
                 payload = bytes(buf[pos + 7 : frame_end])
                 pos = frame_end + 1
                 self._frame(frame_type, channel, payload)
         finally:
             del buf[:pos]
+
+    def _publish_whole(self, buf: bytearray, pos: int, method_end: int, end: int, number: int) -> int:
+        """Take a basic.publish whose content header and single body frame
+        follow it in ``buf``; returns the position after them, or 0 when
+        anything is unusual (the frames then go one by one through
+        :meth:`_frame`, which raises the exact error)."""
+        channel = self.channels.get(number)
+        if (
+            channel is None
+            or channel.state != "open"
+            or channel._expect != "method"
+            or self._state != "opened"
+            or self.broker.blocked_reason is not None
+            or self.broker.faults.active.get("amqp")
+        ):
+            return 0
+        limit = self.frame_max
+        head = method_end + 1
+        if end - head < 7:
+            return 0
+        frame_type, channel_number, size = _frame_head.unpack_from(buf, head)
+        if frame_type != 2 or channel_number != number or size < 14 or size > limit:
+            return 0
+        head_end = head + 7 + size
+        if end <= head_end or buf[head_end] != wire.FRAME_END:
+            return 0
+        class_id, _weight, body_size = _content_header.unpack_from(buf, head + 7)
+        if class_id != 60 or body_size > MAX_MESSAGE_SIZE:
+            return 0
+        after = head_end + 1
+        if body_size:
+            if end - after < 7:
+                return 0
+            frame_type, channel_number, size = _frame_head.unpack_from(buf, after)
+            if frame_type != 3 or channel_number != number or size != body_size or size > limit:
+                return 0
+            body_end = after + 7 + size
+            if end <= body_end or buf[body_end] != wire.FRAME_END:
+                return 0
+            body = bytes(buf[after + 7 : body_end])
+            after = body_end + 1
+        else:
+            body = b""
+        args = bytes(buf[pos + 11 : method_end])
+        publish = self._publish_args.get(args)
+        if publish is None:
+            try:
+                n = args[2]
+                exchange = args[3 : 3 + n].decode("utf-8")
+                at = 3 + n
+                n = args[at]
+                routing_key = args[at + 1 : at + 1 + n].decode("utf-8")
+                bits = args[at + 1 + n]
+            except (IndexError, UnicodeDecodeError):
+                return 0
+            if bits & 2:
+                return 0
+            publish = (exchange, routing_key, bool(bits & 1))
+            if len(self._publish_args) >= 256:
+                self._publish_args.clear()
+            self._publish_args[args] = publish
+        channel._publish = publish
+        channel._properties = bytes(buf[head + 19 : head_end])
+        channel._chunks = [body]
+        try:
+            channel._complete_publish()
+        except AMQPError as error:
+            self._channel_failed(channel, error)
+        return after
 
     def _frame(self, frame_type: int, channel_number: int, payload: bytes) -> None:
         if self._state == "closing":

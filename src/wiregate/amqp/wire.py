@@ -178,6 +178,14 @@ def basic_deliver_head(channel: int, tag_frame: bytes, delivery_tag: int, redeli
     return _method_head.pack(FRAME_METHOD, channel, 4 + len(args), BASIC_DELIVER) + args + FRAME_END_BYTE
 
 
+def deliver_prefix(channel: int, tag_frame: bytes, exchange_rk: bytes) -> bytes:
+    """basic.deliver up to its delivery tag: frame head, method index and
+    consumer tag (the frame size counts the tag, redelivered flag and
+    exchange/routing key that follow)."""
+    size = 4 + len(tag_frame) + _deliver_tail.size + len(exchange_rk)
+    return _method_head.pack(FRAME_METHOD, channel, size, BASIC_DELIVER) + tag_frame
+
+
 def basic_get_ok_head(channel: int, delivery_tag: int, redelivered: bool, exchange: str, routing_key: str, message_count: int) -> bytes:
     args = _deliver_tail.pack(delivery_tag, 1 if redelivered else 0) + shortstr(exchange) + shortstr(routing_key) + _u32.pack(message_count)
     return method(channel, BASIC_GET_OK, args)

@@ -268,11 +268,15 @@ class Queue:
                 if self.overflow == "reject-publish-dlx":
                     self.vhost.dead_letter(self, message, "maxlen")
                 return False
-        now = self.vhost.scheduler.now()
-        if self.ready and self.ready.head().expires_at is not None:
+        ready = self.ready
+        now = None
+        was_empty = not ready
+        if not was_empty and ready.head().expires_at is not None:
             # drop what has already expired first, so that the delivery
             # attempt below can only hand out the new message early
+            now = self.vhost.scheduler.now()
             self.expire_head(now)
+            was_empty = not ready
         ttl = self.message_ttl
         if message.expiration is not None:
             per_message = message.expiration / 1000
@@ -280,12 +284,36 @@ class Queue:
         priority = 0
         if self.max_priority:
             priority = min(message.priority or 0, self.max_priority)
-        entry = Entry(self._next_seq, message, now + ttl if ttl is not None else None, priority)
+        if ttl is not None:
+            if now is None:
+                now = self.vhost.scheduler.now()
+            entry = Entry(self._next_seq, message, now + ttl, priority)
+        else:
+            entry = Entry(self._next_seq, message, None, priority)
         self._next_seq += 1
-        self.ready.append(entry)
-        if self.store is not None:
-            self.store.add(entry)
-        if self._groups:
+        groups = self._groups
+        store = self.store
+        if was_empty and groups and not self._blocked and not self.single_active and not self._dispatching:
+            # the fast lane of dispatch() for a queue that had nothing
+            # ready: the next consumer in turn takes the message straight
+            # away (it never sits in the ready list)
+            group = groups[self._priorities[0]]
+            consumer = group[0]
+            if consumer.has_credit():
+                if store is not None:
+                    store.add(entry)
+                entry.delivery_count = 1
+                if consumer.ack_required:
+                    self.unacked += 1
+                group.rotate(-1)
+                consumer.deliver(self, entry)
+                if store is not None:
+                    store.handed_out(entry, consumer.ack_required)
+                return True
+        ready.append(entry)
+        if store is not None:
+            store.add(entry)
+        if groups:
             # a message with TTL 0 still goes to a consumer that is ready now.
             # With every consumer out of credit (all in _blocked) there is
             # nothing to do: credit comes back through an ack, nack, qos or
