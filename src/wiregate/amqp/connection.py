@@ -117,7 +117,10 @@ class AMQPConnection:
         self.closed = False
         self.handshake_done = False
         self._state = "header"  # header start_ok tune_ok open opened closing
-        self._buf = bytearray()
+        #: bytes received and not yet processed (a partial frame, or more
+        #: while reading is paused); kept as bytes so a frame's payload is
+        #: one slice, not a copy of a copy
+        self._buf = b""
         #: decoded basic.publish arguments by their bytes: a few distinct ones carry most traffic
         self._publish_args: dict[bytes, tuple[str, str, bool]] = {}
         self._out: list[bytes] = []
@@ -144,7 +147,7 @@ class AMQPConnection:
         if not data:
             self.connection_lost()
             return
-        self._buf += data
+        self._buf = self._buf + data if self._buf else data
         if self.reading_paused:
             return
         self._guarded(self._process_batch)
@@ -247,8 +250,8 @@ class AMQPConnection:
         if self._state == "header":
             if len(buf) < 8:
                 return
-            header = bytes(buf[:8])
-            del buf[:8]
+            header = buf[:8]
+            buf = self._buf = buf[8:]
             if header not in _ACCEPTED_HEADERS:
                 log.info("connection %s: bad protocol header %r, answering with ours", self.name, header)
                 self._out.append(wire.PROTOCOL_HEADER)
@@ -284,13 +287,14 @@ class AMQPConnection:
                     if after:
                         pos = after
                         continue
-                payload = bytes(buf[pos + 7 : frame_end])
+                payload = buf[pos + 7 : frame_end]
                 pos = frame_end + 1
                 self._frame(frame_type, channel, payload)
         finally:
-            del buf[:pos]
+            if pos:
+                self._buf = buf[pos:]
 
-    def _publish_whole(self, buf: bytearray, pos: int, method_end: int, end: int, number: int) -> int:
+    def _publish_whole(self, buf: bytes, pos: int, method_end: int, end: int, number: int) -> int:
         """Take a basic.publish whose content header and single body frame
         follow it in ``buf``; returns the position after them, or 0 when
         anything is unusual (the frames then go one by one through
@@ -328,11 +332,11 @@ class AMQPConnection:
             body_end = after + 7 + size
             if end <= body_end or buf[body_end] != wire.FRAME_END:
                 return 0
-            body = bytes(buf[after + 7 : body_end])
+            body = buf[after + 7 : body_end]
             after = body_end + 1
         else:
             body = b""
-        args = bytes(buf[pos + 11 : method_end])
+        args = buf[pos + 11 : method_end]
         publish = self._publish_args.get(args)
         if publish is None:
             try:
@@ -351,7 +355,7 @@ class AMQPConnection:
                 self._publish_args.clear()
             self._publish_args[args] = publish
         channel._publish = publish
-        channel._properties = bytes(buf[head + 19 : head_end])
+        channel._properties = buf[head + 19 : head_end]
         channel._chunks = [body]
         try:
             channel._complete_publish()
