@@ -22,12 +22,23 @@ from wiregate.core import Broker
 
 from . import apis  # noqa: F401  (registers the handlers)
 from .faults import error_response, request_fields, with_topic_errors
-from .protocol import MAX_REQUEST_SIZE, ProtocolError, build, decode_request, encode_response, peek_header, response_class
+from .protocol import (
+    MAX_REQUEST_SIZE, ProtocolError, build, decode_produce, decode_request, encode_response, encode_response_parts, peek_header,
+    response_class,
+)
 from .registry import APIS, advertised, supported
 
 log = logging.getLogger("wiregate.kafka")
 
 _size = struct.Struct(">i")
+
+#: a receive buffer larger than this is let go once empty (one that fits
+#: librdkafka's ~1 MB Produce requests stays, so each one is not copied
+#: into freshly faulted-in memory)
+_KEEP_BUFFER = 8 << 20
+#: a receive buffer is sized for the request being received up to this size
+#: (beyond, it grows as bytes arrive)
+_PREALLOCATE = 16 << 20
 
 #: returned by a handler that sends nothing (Produce with acks=0)
 NO_RESPONSE = object()
@@ -137,9 +148,13 @@ class KafkaConnection:
         self.on_wake = on_wake or (lambda: None)
         self.advertised = advertised or ("127.0.0.1", 9092)
         self.closed = False
+        #: received bytes not yet handled: ``_buf[_start:_end]``; the buffer is
+        #: reused (not shrunk and regrown per request), see :meth:`_keep`
         self._buf = bytearray()
+        self._start = 0
+        self._end = 0
         self._out: list[bytes] = []
-        #: response slots in request order: [correlation_id, encoded bytes or None]
+        #: response slots in request order: [correlation_id, the encoded response's pieces or None]
         self._queue: deque[list[Any]] = deque()
         self._deferred: set[Deferred] = set()
         self._in_receive = False
@@ -160,7 +175,12 @@ class KafkaConnection:
         if not data:
             self.connection_lost()
             return
-        self._buf += data
+        if self._start == self._end and not self.reading_paused:
+            # Nothing buffered: requests are read straight out of ``data``
+            # and only an incomplete tail is kept.
+            self._guarded(lambda: self._keep(data, self._parse(data, 0, len(data))))
+            return
+        self._append(data)
         if self.reading_paused:
             return
         self._guarded(self._process)
@@ -179,6 +199,7 @@ class KafkaConnection:
             self._in_receive = False
 
     def data_to_send(self) -> bytes:
+        # the one copy of a Fetch answer's record batches
         out = self._out
         if not out:
             return b""
@@ -198,25 +219,64 @@ class KafkaConnection:
 
     # ------------------------------------------------------------ framing
     def _process(self) -> None:
-        buf = self._buf
-        pos = 0
-        end = len(buf)
-        view = memoryview(buf)  # one copy per request instead of two
+        start = self._parse(self._buf, self._start, self._end)
+        live = self._end - start
+        if not live:
+            self._start = self._end = 0
+            if len(self._buf) > _KEEP_BUFFER:
+                self._buf = bytearray()
+        elif start:
+            # The next request has begun: move it to the front while it is
+            # short (at most one read), so that it grows in place.
+            self._buf[:live] = self._buf[start : self._end]
+            self._start, self._end = 0, live
+        else:
+            self._start = start
+
+    def _parse(self, source: bytes | bytearray, pos: int, end: int) -> int:
+        """Handle every complete request in ``source[pos:end]``; returns where the rest starts."""
+        view = memoryview(source)
         try:
             while not self.closed and not self.reading_paused and end - pos >= 4:
-                size = _size.unpack_from(buf, pos)[0]
+                size = _size.unpack_from(source, pos)[0]
                 if size < 8 or size > MAX_REQUEST_SIZE:
                     raise ProtocolError(f"request size {size} outside 8..{MAX_REQUEST_SIZE}")
                 if end - pos - 4 < size:
                     break
-                payload = bytes(view[pos + 4 : pos + 4 + size])
-                pos += 4 + size
-                self._request(payload)
+                with view[pos + 4 : pos + 4 + size] as payload:
+                    pos += 4 + size
+                    self._request(payload)
         finally:
             view.release()
-            del buf[:pos]
+        return pos
 
-    def _request(self, payload: bytes, *, delayed: bool = False) -> None:
+    def _keep(self, data: bytes, pos: int) -> None:
+        """Buffer what ``_parse`` left of a chunk read directly."""
+        if pos < len(data) and not self.closed:
+            self._append(memoryview(data)[pos:])
+
+    def _append(self, data: bytes | memoryview) -> None:
+        n = len(data)
+        end = self._end + n
+        if end > len(self._buf):
+            live = self._end - self._start
+            capacity = max(live + n, 2 * len(self._buf))
+            if live + n >= 4:
+                # room for the whole request being received at once
+                head = bytes(self._buf[self._start : self._start + min(live, 4)]) + bytes(data[: max(0, 4 - live)])
+                size = _size.unpack_from(head, 0)[0]
+                if 8 <= size <= _PREALLOCATE:
+                    capacity = max(capacity, 4 + size)
+            buf = bytearray(capacity)
+            buf[:live] = memoryview(self._buf)[self._start : self._end]
+            self._buf = buf
+            self._start, self._end = 0, live
+            end = live + n
+        self._buf[self._end : end] = data
+        self._end = end
+
+    def _request(self, payload: bytes | memoryview, *, delayed: bool = False) -> None:
+        """Handle one request; ``payload`` (from its header on) may be a view of the receive buffer, valid during the call only."""
         api_key, api_version, correlation_id = peek_header(payload)
         api = APIS.get(api_key)
         if api is None:
@@ -224,18 +284,24 @@ class KafkaConnection:
         if not supported(api_key, api_version):
             if api_key == 18:
                 # KIP-511: answer in the v0 layout, which every client can read
-                self._queue.append([correlation_id, self._unsupported_api_versions(correlation_id)])
+                self._queue.append([correlation_id, [self._unsupported_api_versions(correlation_id)]])
                 self._flush()
                 return
             raise ProtocolError(f"unsupported version {api_version} of {api.name}")
-        header, request = decode_request(api_key, api_version, payload)
-        client_id = getattr(header, "client_id", None)
+        faults = self.broker.faults.active.get("kafka")
+        decoded = decode_produce(payload, api_version) if api_key == 0 and not faults else None
+        if decoded is not None:
+            # records stay views of the payload until the handler stores them
+            client_id, request = decoded
+        else:
+            header, request = decode_request(api_key, api_version, bytes(payload))
+            client_id = getattr(header, "client_id", None)
         rule = None
-        if self.broker.faults.active.get("kafka") and not delayed:
+        if faults and not delayed:
             rule = self.broker.faults.match("kafka", request_fields(api_key, api_version, client_id, request), self.peer)
             if rule is not None:
                 if rule.action == "delay":
-                    self._hold(payload, rule.options["delay_ms"])
+                    self._hold(bytes(payload), rule.options["delay_ms"])
                     return
                 if rule.action == "drop":
                     log.info("kafka connection %s: dropped by fault rule %d at %s", self.peer, rule.id, api.name)
@@ -253,7 +319,7 @@ class KafkaConnection:
         elif isinstance(response, Deferred):
             return
         else:
-            slot[1] = encode_response(response, correlation_id)
+            slot[1] = encode_response_parts(response, correlation_id)
         self._flush()
 
     def _refused(self, ctx: RequestContext, request: Any, code: int, topic: str | None) -> Any:
@@ -329,7 +395,7 @@ class KafkaConnection:
         if self.closed:
             return
         self._deferred = {d for d in self._deferred if not d.done}
-        slot[1] = encode_response(response, slot[0])
+        slot[1] = encode_response_parts(response, slot[0])
         was_empty = not self._out
         self._flush()
         if was_empty and self._out and not self._in_receive:
@@ -338,4 +404,4 @@ class KafkaConnection:
     def _flush(self) -> None:
         queue = self._queue
         while queue and queue[0][1] is not None:
-            self._out.append(queue.popleft()[1])
+            self._out.extend(queue.popleft()[1])

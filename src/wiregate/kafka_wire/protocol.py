@@ -94,6 +94,180 @@ def decode_request(api_key: int, version: int, payload: bytes) -> tuple[Any, Any
     return header, request
 
 
+# ------------------------------------------------------------------ Produce requests
+# Producers send a Produce request per batch (librdkafka: up to ~1 MB each).
+# kio's reader copies the records out of the payload and builds a frozen
+# dataclass per level; this reads the same fields by hand and leaves each
+# partition's records as a memoryview slice of the payload: no copy until
+# the batch is stored (``records.assigned``).  Anything unusual — a tagged
+# field, a null array, trailing bytes, a short read — returns None and the
+# request goes through kio, which answers it as before (decoded or a
+# ProtocolError).  tests/unit/test_kafka_produce_encoding.py compares the
+# two field for field.
+_i16_at = struct.Struct(">h").unpack_from
+_i32_at = struct.Struct(">i").unpack_from
+_acks_timeout = struct.Struct(">hi").unpack_from
+
+
+class ProducePartition:
+    """One partition of a hand-decoded Produce request (kio's ``PartitionProduceData`` fields)."""
+
+    __slots__ = ("index", "records")
+
+    def __init__(self, index: int, records: memoryview | None) -> None:
+        self.index = index
+        #: a view of the request payload: valid while the request is being handled, never kept
+        self.records = records
+
+
+class ProduceTopic:
+    """One topic of a hand-decoded Produce request (kio's ``TopicProduceData`` fields)."""
+
+    __slots__ = ("name", "partition_data")
+
+    def __init__(self, name: str, partition_data: tuple[ProducePartition, ...]) -> None:
+        self.name = name
+        self.partition_data = partition_data
+
+
+class ProduceRequest:
+    """A hand-decoded Produce request v3-v12 (kio's ``ProduceRequest`` fields)."""
+
+    __slots__ = ("transactional_id", "acks", "timeout", "topic_data")
+
+    def __init__(self, transactional_id: str | None, acks: int, timeout_ms: int, topic_data: tuple[ProduceTopic, ...]) -> None:
+        self.transactional_id = transactional_id
+        self.acks = acks
+        self.timeout = datetime.timedelta(milliseconds=timeout_ms)
+        self.topic_data = topic_data
+
+
+class _Unusual(Exception):
+    """The request is not one the hand reader takes: kio reads it."""
+
+
+def _read_uvarint(data: memoryview, pos: int) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 28:
+            raise _Unusual
+
+
+def _no_tags(data: memoryview, pos: int) -> int:
+    if data[pos] != 0:
+        raise _Unusual  # a tagged field: kio knows what to do with it
+    return pos + 1
+
+
+def decode_produce(payload: memoryview, version: int) -> tuple[str | None, ProduceRequest] | None:
+    """(client_id, request) of a Produce request v3-v12 payload, or None for kio to read.
+
+    ``payload`` starts at the request header (after the size prefix); the
+    records are views of it.
+    """
+    if not 3 <= version <= 12:
+        return None
+    end = len(payload)
+    try:
+        length = _i16_at(payload, 8)[0]
+        pos = 10
+        if length < -1:
+            return None
+        if length == -1:
+            client_id = None
+        else:
+            client_id = str(payload[pos : pos + length], "utf-8")
+            pos += length
+            if pos > end:
+                return None
+        flexible = version >= 9
+        if flexible:
+            pos = _no_tags(payload, pos)  # request header v2
+            length, pos = _read_uvarint(payload, pos)
+            length -= 1
+        else:
+            length = _i16_at(payload, pos)[0]
+            pos += 2
+        if length < -1:
+            return None
+        if length == -1:
+            transactional_id = None
+        else:
+            if pos + length > end:
+                return None
+            transactional_id = str(payload[pos : pos + length], "utf-8")
+            pos += length
+        acks, timeout_ms = _acks_timeout(payload, pos)
+        pos += 6
+        if flexible:
+            count, pos = _read_uvarint(payload, pos)
+            count -= 1
+        else:
+            count = _i32_at(payload, pos)[0]
+            pos += 4
+        if count < 0 or count > end - pos:
+            return None
+        topics = []
+        for _ in range(count):
+            if flexible:
+                length, pos = _read_uvarint(payload, pos)
+                length -= 1
+            else:
+                length = _i16_at(payload, pos)[0]
+                pos += 2
+            if length < 0 or pos + length > end:
+                return None
+            name = str(payload[pos : pos + length], "utf-8")
+            pos += length
+            if flexible:
+                partitions_count, pos = _read_uvarint(payload, pos)
+                partitions_count -= 1
+            else:
+                partitions_count = _i32_at(payload, pos)[0]
+                pos += 4
+            if partitions_count < 0 or partitions_count > end - pos:
+                return None
+            partitions = []
+            for _ in range(partitions_count):
+                index = _i32_at(payload, pos)[0]
+                pos += 4
+                if flexible:
+                    length, pos = _read_uvarint(payload, pos)
+                    length -= 1
+                else:
+                    length = _i32_at(payload, pos)[0]
+                    pos += 4
+                if length < -1:
+                    return None
+                if length == -1:
+                    records = None
+                else:
+                    if pos + length > end:
+                        return None
+                    records = payload[pos : pos + length]
+                    pos += length
+                if flexible:
+                    pos = _no_tags(payload, pos)
+                partitions.append(ProducePartition(index, records))
+            if flexible:
+                pos = _no_tags(payload, pos)
+            topics.append(ProduceTopic(name, tuple(partitions)))
+        if flexible:
+            pos = _no_tags(payload, pos)
+    except (_Unusual, IndexError, struct.error, UnicodeDecodeError):
+        return None
+    if pos != end:
+        return None
+    return client_id, ProduceRequest(transactional_id, acks, timeout_ms, tuple(topics))
+
+
 class _Parts(list):
     """A write-only stream that keeps the pieces: the response is joined once,
     so record batches (most of a Fetch answer) are copied once, not three times."""
@@ -101,8 +275,41 @@ class _Parts(list):
     write = list.append
 
 
-def encode_response(response: Any, correlation_id: int) -> bytes:
-    """One framed response: size, response header, body."""
+class RecordParts:
+    """A Fetch partition's record batches, not joined.
+
+    The Fetch writer puts the stored batches into the response as they are,
+    so they are copied once, when the connection joins its output; kio's
+    writer (the fallback) gets them joined.
+    """
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.size = sum(map(len, parts))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def _joined_records(response: Any) -> Any:
+    """``response`` with every :class:`RecordParts` joined (for kio's writer)."""
+    topics = []
+    for topic in response.responses:
+        partitions = tuple(
+            dataclasses.replace(p, records=bytes(p.records)) if isinstance(p.records, RecordParts) else p
+            for p in topic.partitions
+        )
+        topics.append(dataclasses.replace(topic, partitions=partitions))
+    return dataclasses.replace(response, responses=tuple(topics))
+
+
+def encode_response_parts(response: Any, correlation_id: int) -> list[bytes]:
+    """One framed response as pieces to be joined: size, response header, body."""
     cls = type(response)
     parts = _Parts()
     parts.append(b"")  # the size, once known
@@ -111,9 +318,16 @@ def encode_response(response: Any, correlation_id: int) -> bytes:
         parts.append(b"\x00")  # response header v1: empty tagged fields
     fast = _FAST_WRITERS.get(cls.__api_key__)
     if fast is None or not fast(parts, response, cls.__flexible__):
+        if cls.__api_key__ == 1:
+            response = _joined_records(response)
         _writer(cls)(parts, response)
     parts[0] = _size.pack(sum(map(len, parts)))
-    return b"".join(parts)
+    return parts
+
+
+def encode_response(response: Any, correlation_id: int) -> bytes:
+    """One framed response: size, response header, body."""
+    return b"".join(encode_response_parts(response, correlation_id))
 
 
 # ------------------------------------------------------------------ Produce answers
@@ -258,7 +472,10 @@ def _write_fetch_response(parts: list[bytes], response: Any, flexible: bool) -> 
                 pieces.append(b"\x00" if flexible else b"\xff\xff\xff\xff")
             else:
                 pieces.append(_uvarint(len(records) + 1) if flexible else _i32.pack(len(records)))
-                pieces.append(records)
+                if type(records) is RecordParts:
+                    pieces.extend(records.parts)
+                else:
+                    pieces.append(records)
             if flexible:
                 pieces.append(b"\x00")
         if flexible:

@@ -34,6 +34,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from ..protocol import RecordParts
 from ..registry import handles
 from ..retention import ensure_cleaner
 
@@ -126,7 +127,7 @@ def _read(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tuple[
                     log_start_offset=log.start_offset,
                     aborted_transactions=[] if read_committed else None,
                     preferred_read_replica=-1,
-                    records=chunks[0] if len(chunks) == 1 else b"".join(chunks),
+                    records=chunks[0] if len(chunks) == 1 else RecordParts(chunks) if chunks else b"",
                 ),
             )
         )
