@@ -47,6 +47,9 @@ _body_head = struct.Struct(">BBHI")
 
 #: RabbitMQ's default max_message_size (3.10): 128 MiB
 MAX_MESSAGE_SIZE = 134217728
+#: property blocks up to this size are shared by the messages of one
+#: connection that carry the same bytes (most publishers repeat theirs)
+_SHARED_BLOCK_MAX = 512
 
 
 def _generated_tag() -> str:
@@ -81,9 +84,10 @@ class ChannelConsumer:
         self.unacked = 0
         self.arguments = arguments
         self._tag_frame = wire.shortstr(tag)
-        #: basic.deliver's frame head, method index and consumer tag, by the
-        #: encoded exchange and routing key (their length sets the frame size)
-        self._deliver_prefix: dict[bytes, bytes] = {}
+        #: basic.deliver's frame head, method index and consumer tag, and the
+        #: encoded exchange and routing key, by (exchange, routing key): their
+        #: length sets the frame size
+        self._deliver_prefix: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
     def has_credit(self) -> bool:
         if not self.ack_required:
@@ -109,21 +113,24 @@ class ChannelConsumer:
             annotations = queue.annotations(entry)
             if annotations:
                 raw = block.annotated(annotations)
-        exchange_rk = block._exchange_rk or block.exchange_rk(message)
         body = message.body  # read once: a paged-out body comes from disk
         size = len(body)
         number = channel.number
         if size > conn.frame_max - wire.FRAME_OVERHEAD or not size:
+            exchange_rk = properties.exchange_rk(message.exchange, message.routing_key)
             head = wire.basic_deliver_head(number, self._tag_frame, tag, entry.redelivered, exchange_rk)
             conn.send_parts([head, *wire.content(number, size, raw, body, conn.frame_max)])
             return
         # the usual case, written out: basic.deliver, the content header and
         # one body frame, in as few pieces as the variable parts allow
-        prefix = self._deliver_prefix.get(exchange_rk)
-        if prefix is None:
+        key = (message.exchange, message.routing_key)
+        cached = self._deliver_prefix.get(key)
+        if cached is None:
             if len(self._deliver_prefix) >= 64:
                 self._deliver_prefix.clear()
-            prefix = self._deliver_prefix[exchange_rk] = wire.deliver_prefix(number, self._tag_frame, exchange_rk)
+            exchange_rk = properties.exchange_rk(*key)
+            cached = self._deliver_prefix[key] = (wire.deliver_prefix(number, self._tag_frame, exchange_rk), exchange_rk)
+        prefix, exchange_rk = cached
         conn.send_parts(
             [
                 prefix,
@@ -315,8 +322,16 @@ class Channel:
         self._chunks = []
         self._publish = None
         self._expect = "method"
-        block = PropertyBlock(self._properties)
-        vhost = self.vhost
+        raw = self._properties
+        blocks = self.conn.property_blocks
+        block = blocks.get(raw)
+        if block is None:
+            block = PropertyBlock(raw)
+            if len(raw) <= _SHARED_BLOCK_MAX:
+                if len(blocks) >= 256:
+                    blocks.clear()
+                blocks[raw] = block
+        vhost = self.conn.vhost
         exchange = vhost.exchanges.get(exchange_name)
         if exchange is None:
             raise channel_error(NOT_FOUND, f"no exchange '{exchange_name}' in vhost '{vhost.name}'", wire.BASIC_PUBLISH)
@@ -342,17 +357,19 @@ class Channel:
                     block, routing_keys = _sender_selected(block, routing_key)
             except codec.DecodeError:
                 raise connection_error(502, "cannot decode content header", wire.BASIC_PUBLISH) from None
-        message = Message(
-            exchange_name,
-            routing_key,
-            body,
-            block,
-            persistent=block.persistent,
-            priority=block.priority,
-            expiration=expiration,
-            routing_keys=routing_keys,
-            decode_headers=block.headers,
-        )
+            message = Message(
+                exchange_name,
+                routing_key,
+                body,
+                block,
+                persistent=block.persistent,
+                priority=block.priority,
+                expiration=expiration,
+                routing_keys=routing_keys,
+                decode_headers=block.headers,
+            )
+        else:
+            message = Message(exchange_name, routing_key, body, block)
         if self.confirm:
             self.publish_seq += 1
         if self.fault_nack:

@@ -123,6 +123,9 @@ class AMQPConnection:
         self._buf = b""
         #: decoded basic.publish arguments by their bytes: a few distinct ones carry most traffic
         self._publish_args: dict[bytes, tuple[str, str, bool]] = {}
+        #: content property blocks by their bytes, shared between messages
+        #: (blocks are immutable; see Channel._complete_publish)
+        self.property_blocks: dict[bytes, Any] = {}
         self._out: list[bytes] = []
         self._in_receive = False
         self._released = False

@@ -53,14 +53,13 @@ class PropertyBlock:
         flags: the first 16-bit property-flags word.
     """
 
-    __slots__ = ("raw", "flags", "_spans", "_headers", "_exchange_rk")
+    __slots__ = ("raw", "flags", "_spans", "_headers")
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
         self.flags = (raw[0] << 8 | raw[1]) if len(raw) >= 2 else 0
         self._spans: dict[str, tuple[int, int]] | None = None
         self._headers: dict[str, Any] | None = None
-        self._exchange_rk: bytes | None = None
 
     def spans(self) -> dict[str, tuple[int, int]]:
         """Where each present property's bytes lie in ``raw`` (cached).
@@ -187,18 +186,15 @@ class PropertyBlock:
             headers[key] = Long(value)
         return self.replaced(headers=dict(sorted(headers.items(), key=lambda kv: kv[0].encode()))).raw
 
-    def exchange_rk(self, message: Any) -> bytes:
-        """exchange and routing key as encoded in basic.deliver (cached)."""
-        data = self._exchange_rk
-        if data is None:
-            key = (message.exchange, message.routing_key)
-            data = _EXCHANGE_RK.get(key)
-            if data is None:
-                if len(_EXCHANGE_RK) >= 4096:
-                    _EXCHANGE_RK.clear()
-                data = _EXCHANGE_RK[key] = wire.shortstr(message.exchange) + wire.shortstr(message.routing_key)
-            self._exchange_rk = data
-        return data
+def exchange_rk(exchange: str, routing_key: str) -> bytes:
+    """exchange and routing key as encoded in basic.deliver (cached)."""
+    key = (exchange, routing_key)
+    data = _EXCHANGE_RK.get(key)
+    if data is None:
+        if len(_EXCHANGE_RK) >= 4096:
+            _EXCHANGE_RK.clear()
+        data = _EXCHANGE_RK[key] = wire.shortstr(exchange) + wire.shortstr(routing_key)
+    return data
 
 
 #: encoded (exchange, routing key) pairs: a few distinct pairs carry most traffic

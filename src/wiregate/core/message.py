@@ -38,7 +38,7 @@ class Message:
         persistent: bool = False,
         priority: int | None = None,
         expiration: int | None = None,
-        routing_keys: list[str] | None = None,
+        routing_keys: list[str] | tuple[str, ...] | None = None,
         headers: dict[str, Any] | None = None,
         decode_headers: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
@@ -54,7 +54,8 @@ class Message:
         #: per-message TTL in milliseconds (the AMQP expiration property), None when absent
         self.expiration = expiration
         #: every routing key the message was published with (routing key plus CC/BCC)
-        self.routing_keys = routing_keys if routing_keys is not None else [routing_key]
+        #: (a tuple in the usual case: the collector stops tracking it)
+        self.routing_keys = routing_keys if routing_keys is not None else (routing_key,)
         self._headers = headers
         self._decode_headers = decode_headers
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -73,7 +74,30 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _tune_gc()
     return trio.run(_serve_until_signal, config)
+
+
+#: cyclic-GC thresholds of the ``wiregate serve`` process (see _tune_gc)
+SERVE_GC_THRESHOLDS = (10_000, 10, 100)
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a broker's heap.
+
+    A queue holding many messages keeps several container objects per
+    message alive; with CPython's default thresholds (700, 10, 10) every
+    young collection is frequent and full collections walk all of them
+    again and again: a 300 000-message backlog cost ~4 µs of GC per
+    message published (bench/, in process). Collecting young objects every
+    10 000 allocations and the oldest generation ten times less often
+    brings that under 1 µs; objects alive at start-up (modules, classes)
+    are frozen out of collection altogether.  Only the server's own
+    process is tuned: the embedding API never touches an application's
+    collector.
+    """
+    gc.freeze()
+    gc.set_threshold(*SERVE_GC_THRESHOLDS)
 
 
 def _parser() -> argparse.ArgumentParser:

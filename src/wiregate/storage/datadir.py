@@ -534,7 +534,8 @@ def _read_at(path: Path, offset: int, size: int) -> bytes:
 
 
 def _encode_message(seq: int, message: Message, kind: bytes = b"E") -> bytes:
-    routing_keys = message.routing_keys if message.routing_keys != [message.routing_key] else []
+    keys = message.routing_keys
+    routing_keys = list(keys) if len(keys) != 1 or keys[0] != message.routing_key else []
     parts = [
         _message_head.pack(
             kind,
