@@ -173,6 +173,19 @@ class AMQPConnection:
         finally:
             self._in_receive = False
 
+    @property
+    def wants_more(self) -> bool:
+        """In the middle of something: a partial frame, or a message whose
+        content frames have not all arrived (never while reading is paused)."""
+        if self.reading_paused or self.closed:
+            return False
+        if self._buf:
+            return True
+        for channel in self.channels.values():
+            if channel._expect != "method":
+                return True
+        return False
+
     def data_to_send(self) -> bytes:
         out = self._out
         if not out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -15,6 +16,9 @@ logger = logging.getLogger("wiregate.gateway")
 
 # Big reads let the protocol layer parse every complete frame per wake-up.
 _RECEIVE_SIZE = 65536
+#: reads tried at once, without waiting, while the protocol is in the middle
+#: of a message (its ``wants_more``)
+_EAGER_READS = 4
 #: how long a client may take to answer a server-sent connection.close
 CLOSE_OK_TIMEOUT = 3.0
 
@@ -116,6 +120,13 @@ class ConnectionHandler:
         self._last_sent = now
         self.tap: Tap | None = None
         self.conn_id = ""
+        #: the socket's descriptor for writes and reads done without a trip
+        #: through the scheduler (see _write_now); -1 for TLS streams
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        #: a send_all is in progress in the writer task
+        self._sending = False
+        #: output taken from the protocol and already traced, not yet written
+        self._unsent = b""
 
     @property
     def protocol_connection(self) -> SansIOConnection | None:
@@ -195,10 +206,35 @@ class ConnectionHandler:
             if self.tap is not None:
                 self.tap.received(data)
             conn.receive_data(data)
+            if data and self._fd >= 0:
+                # A message split over several sends (pika writes method,
+                # header and body separately) is usually complete in the
+                # kernel by now: take the rest without a trip through the
+                # scheduler.
+                for _ in range(_EAGER_READS):
+                    if not getattr(conn, "wants_more", False) or conn.closed:
+                        break
+                    try:
+                        more = os.read(self._fd, _RECEIVE_SIZE)
+                    except OSError:  # nothing yet (EAGAIN), or broken: the next receive_some tells
+                        break
+                    if not more:
+                        break
+                    if self.tap is not None:
+                        self.tap.received(more)
+                    conn.receive_data(more)
             if check_handshake and getattr(conn, "handshake_done", False):
                 self._handshake_done.set()
                 check_handshake = False
-            self._on_wake()
+            if data and self._fd >= 0 and not self._sending and not self._unsent and not conn.closed:
+                # An answer to what was just read (a confirm, a Kafka
+                # response) goes out now when the socket takes it whole;
+                # the writer task is woken only for what remains.
+                self._write_now(conn)
+                if self._unsent:
+                    self._on_wake()
+            else:
+                self._on_wake()
             if not data:
                 self._peer_gone = True
                 return
@@ -231,20 +267,44 @@ class ConnectionHandler:
                 self._cancel_scope.cancel()
                 return
 
-    async def _flush(self, conn: SansIOConnection) -> None:
+    def _write_now(self, conn: SansIOConnection) -> None:
+        """Write pending output with one non-blocking send; keep what the
+        socket did not take in ``_unsent`` for the writer task."""
         data = conn.data_to_send()
-        if not data and self._heartbeat_due:
+        if not data:
+            return
+        if self.tap is not None:
+            self.tap.sent(data)
+        try:
+            sent = os.write(self._fd, data)
+        except OSError:  # full (EAGAIN) or broken: send_all in the writer tells which
+            sent = 0
+        if sent < len(data):
+            self._unsent = data[sent:]
+        if sent:
+            self._last_sent = trio.current_time()
+
+    async def _flush(self, conn: SansIOConnection) -> None:
+        unsent = self._unsent
+        self._unsent = b""
+        data = conn.data_to_send()
+        if not data and not unsent and self._heartbeat_due:
             data = conn.heartbeat_frame()  # type: ignore[attr-defined]
         self._heartbeat_due = False
+        if data and self.tap is not None:
+            self.tap.sent(data)
+        if unsent:
+            data = unsent + data
         if data:
-            if self.tap is not None:
-                self.tap.sent(data)
+            self._sending = True
             try:
                 await self.stream.send_all(data)
             except trio.BrokenResourceError:
                 self._peer_gone = True
                 self._cancel_scope.cancel()
                 return
+            finally:
+                self._sending = False
             self._last_sent = trio.current_time()
 
     async def _close_deadline(self) -> None:
