@@ -535,6 +535,12 @@ def _ck_consume_pass(bootstrap: str, topic: str, partitions: int, n: int, meter=
         # A fetch that finds a partition at its end is held this long by either broker; librdkafka
         # then sometimes waits it out before the next round: 100 ms instead of 500 bounds that pause.
         "fetch.wait.max.ms": 100,
+        # librdkafka stops fetching for fetch.queue.backoff.ms (1 s) whenever its local queue holds
+        # more than queued.min.messages (100 000, counted over all partitions): a pass of ~180 000
+        # 100 B records (~0.3 s) then took ~1.3 s or not depending on whether the fetcher got that
+        # far ahead of consume(), on either broker (the faster one the more often). Above the
+        # records of a pass, the client never pauses itself and the pass measures the deliveries.
+        "queued.min.messages": 1_000_000,
     })
     consumer.list_topics(topic, timeout=10)  # connected before the clock starts
     seen = 0
