@@ -30,17 +30,43 @@ while a request is due is dropped.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
+import sys
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
-import h11
 import trio
 
 import wiregate
 from wiregate.gateway.trace import Subscription
+
+
+def _import_lazily(name: str) -> ModuleType:
+    """``name``, loaded on its first attribute access (the stdlib's
+    LazyLoader recipe): the HTTP API's parser is not worth ~8 ms of every
+    start-up before the first HTTP request arrives."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module named {name!r}", name=name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    import h11
+else:
+    h11 = _import_lazily("h11")
 
 logger = logging.getLogger("wiregate.gateway")
 
