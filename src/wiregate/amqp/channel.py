@@ -316,13 +316,19 @@ class Channel:
             self.conn.publishing()
 
     def _complete_publish(self) -> None:
-        exchange_name, routing_key, mandatory = self._publish  # type: ignore[misc]
         chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._chunks = []
+        publish = self._publish
         self._publish = None
         self._expect = "method"
-        raw = self._properties
+        self.publish_message(publish, self._properties, body)  # type: ignore[arg-type]
+
+    def publish_message(self, publish: tuple[str, str, bool], raw: bytes, body: bytes) -> None:
+        """A whole message published on this channel: basic.publish's
+        (exchange, routing key, mandatory), the content properties as
+        received, the body."""
+        exchange_name, routing_key, mandatory = publish
         blocks = self.conn.property_blocks
         block = blocks.get(raw)
         if block is None:

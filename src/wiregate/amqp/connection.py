@@ -64,6 +64,8 @@ CAPABILITIES = {
 _frame_head = struct.Struct(">BHI")
 _u32 = struct.Struct(">I")
 _content_header = struct.Struct(">HHQ")
+#: a content header frame's head, then its class id, weight and body size
+_header_frame = struct.Struct(">BHIHHQ")
 
 # accepted protocol headers (RabbitMQ also takes 0-9 and the 0-9-1 variant
 # some old clients send); anything else is answered with ours, then closed
@@ -278,6 +280,11 @@ class AMQPConnection:
         pos = 0
         end = len(buf)
         limit = self.frame_max
+        broker = self.broker
+        # whole messages may be taken in one step (see _publish_whole) unless
+        # publishers are blocked or a fault rule may want to see the method;
+        # neither changes while this buffer is processed
+        whole = broker.blocked_reason is None and not broker.faults.active.get("amqp")
         try:
             while not self.closed and not self.reading_paused and end - pos >= 7:
                 frame_type, channel, size = _frame_head.unpack_from(buf, pos)
@@ -296,7 +303,7 @@ class AMQPConnection:
                         f"type {frame_type}, all octets = {codec.erlang_binary(buf[pos + 7:frame_end])}: "
                         f"{{invalid_frame_end_marker,{buf[frame_end]}}}",
                     )
-                if frame_type == 1 and buf[pos + 10] == 40 and buf[pos + 8] == 60 and buf[pos + 9] == 0 and buf[pos + 7] == 0:
+                if whole and frame_type == 1 and buf[pos + 10] == 40 and buf[pos + 8] == 60 and buf[pos + 9] == 0 and buf[pos + 7] == 0:
                     # basic.publish: with its header and body already here
                     # the whole message is taken in one step (the common case)
                     after = self._publish_whole(buf, pos, frame_end, end, channel)
@@ -314,39 +321,35 @@ class AMQPConnection:
         """Take a basic.publish whose content header and single body frame
         follow it in ``buf``; returns the position after them, or 0 when
         anything is unusual (the frames then go one by one through
-        :meth:`_frame`, which raises the exact error)."""
+        :meth:`_frame`, which raises the exact error).  The caller checked
+        that publishers are not blocked and no fault rule is active."""
         channel = self.channels.get(number)
-        if (
-            channel is None
-            or channel.state != "open"
-            or channel._expect != "method"
-            or self._state != "opened"
-            or self.broker.blocked_reason is not None
-            or self.broker.faults.active.get("amqp")
-        ):
+        if channel is None or channel._expect != "method" or channel.state != "open" or self._state != "opened":
             return 0
-        limit = self.frame_max
         head = method_end + 1
-        if end - head < 7:
+        if end - head < 19:
             return 0
-        frame_type, channel_number, size = _frame_head.unpack_from(buf, head)
-        if frame_type != 2 or channel_number != number or size < 14 or size > limit:
-            return 0
+        # the content header frame's head and its class, weight and body size
+        frame_type, channel_number, size, class_id, _weight, body_size = _header_frame.unpack_from(buf, head)
         head_end = head + 7 + size
-        if end <= head_end or buf[head_end] != wire.FRAME_END:
-            return 0
-        class_id, _weight, body_size = _content_header.unpack_from(buf, head + 7)
-        if class_id != 60 or body_size > MAX_MESSAGE_SIZE:
+        if (
+            frame_type != 2
+            or channel_number != number
+            or size < 14
+            or size > self.frame_max
+            or class_id != 60
+            or body_size > MAX_MESSAGE_SIZE
+            or end <= head_end
+            or buf[head_end] != 0xCE
+        ):
             return 0
         after = head_end + 1
         if body_size:
             if end - after < 7:
                 return 0
             frame_type, channel_number, size = _frame_head.unpack_from(buf, after)
-            if frame_type != 3 or channel_number != number or size != body_size or size > limit:
-                return 0
             body_end = after + 7 + size
-            if end <= body_end or buf[body_end] != wire.FRAME_END:
+            if frame_type != 3 or channel_number != number or size != body_size or size > self.frame_max or end <= body_end or buf[body_end] != 0xCE:
                 return 0
             body = buf[after + 7 : body_end]
             after = body_end + 1
@@ -370,11 +373,8 @@ class AMQPConnection:
             if len(self._publish_args) >= 256:
                 self._publish_args.clear()
             self._publish_args[args] = publish
-        channel._publish = publish
-        channel._properties = buf[head + 19 : head_end]
-        channel._chunks = [body]
         try:
-            channel._complete_publish()
+            channel.publish_message(publish, buf[head + 19 : head_end], body)
         except AMQPError as error:
             self._channel_failed(channel, error)
         return after

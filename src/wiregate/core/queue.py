@@ -43,60 +43,59 @@ def _seq(entry: Entry) -> int:
     return entry.seq
 
 
-class ReadyList:
-    """Ready entries in delivery order (FIFO by enqueue sequence)."""
+class ReadyList(deque):  # type: ignore[type-arg]
+    """Ready entries in delivery order (FIFO by enqueue sequence).
+
+    A deque itself, so that ``len``, truth and iteration cost no Python
+    call on the hot path; only the byte count needs the overrides.
+    """
 
     def __init__(self) -> None:
-        self._items: deque[Entry] = deque()
+        super().__init__()
         self.bytes = 0
 
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
-    def __iter__(self) -> Iterator[Entry]:
-        return iter(self._items)
-
     def append(self, entry: Entry) -> None:
-        self._items.append(entry)
+        deque.append(self, entry)
         self.bytes += entry.message.size
 
     def head(self) -> Entry:
-        return self._items[0]
+        return self[0]
 
     def popleft(self) -> Entry:
-        entry = self._items.popleft()
+        entry = deque.popleft(self)
         self.bytes -= entry.message.size
         return entry
 
     def pop(self) -> Entry:
-        entry = self._items.pop()
+        entry = deque.pop(self)
         self.bytes -= entry.message.size
         return entry
 
     def restore(self, entries: list[Entry]) -> None:
         """Put entries (sorted by seq) back at their original positions."""
-        items = self._items
         self.bytes += sum(e.message.size for e in entries)
-        if not items or entries[-1].seq < items[0].seq:
-            items.extendleft(reversed(entries))
+        if not self or entries[-1].seq < self[0].seq:
+            self.extendleft(reversed(entries))
             return
-        merged = list(items)
+        merged = list(self)
         for entry in entries:
             bisect.insort(merged, entry, key=_seq)
-        self._items = deque(merged)
+        deque.clear(self)
+        self.extend(merged)
 
-    def clear(self) -> list[Entry]:
-        items = list(self._items)
-        self._items.clear()
+    def clear(self) -> list[Entry]:  # type: ignore[override]
+        items = list(self)
+        deque.clear(self)
         self.bytes = 0
         return items
 
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__  # type: ignore[assignment]
 
-class PriorityReadyList(ReadyList):
-    """Ready entries by priority (highest first), FIFO within one priority."""
+
+class PriorityReadyList:
+    """Ready entries by priority (highest first), FIFO within one priority
+    (the same interface as :class:`ReadyList`)."""
 
     def __init__(self, max_priority: int) -> None:
         self.max_priority = max_priority
@@ -190,7 +189,7 @@ class Queue:
         self.owner = owner
         self.arguments = args = dict(arguments or {})
         max_priority = args.get("x-max-priority")
-        self.ready: ReadyList = PriorityReadyList(int(max_priority)) if max_priority else ReadyList()
+        self.ready: ReadyList | PriorityReadyList = PriorityReadyList(int(max_priority)) if max_priority else ReadyList()
         self.max_priority = int(max_priority) if max_priority else 0
         ttl = args.get("x-message-ttl")
         self.message_ttl: float | None = int(ttl) / 1000 if ttl is not None else None
