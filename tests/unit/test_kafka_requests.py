@@ -148,9 +148,10 @@ def test_a_large_request_is_received_into_one_buffer_sized_for_it() -> None:
     assert conn._buf is buffer  # and reused for the next one
 
 
-def test_a_request_announcing_more_than_it_sends_allocates_only_what_arrives() -> None:
+@pytest.mark.parametrize("announced", [3_000_000, 100_000_000])
+def test_a_request_announcing_more_than_it_sends_allocates_only_what_arrives(announced: int) -> None:
     conn = KafkaConnection(Broker(), peer="test")
-    conn.receive_data(struct.pack(">i", 100_000_000) + b"\x00" * 10)
+    conn.receive_data(struct.pack(">i", announced) + b"\x00" * 10)
     assert len(conn._buf) < 1 << 20
     assert not conn.closed
 
@@ -181,3 +182,36 @@ def test_fetch_answers_with_unjoined_batches_equal_joined_ones(version: int, unu
             split.append(dataclasses.replace(topic, partitions=tuple(partitions)))
         parted = dataclasses.replace(response, responses=tuple(split))
         assert encode_response(parted, n) == encode_response(response, n)
+
+
+def test_a_request_larger_than_the_preallocation_grows_as_it_arrives() -> None:
+    rng = random.Random(2)
+    broker = Broker()
+    broker.topics.create("t", 1, {"max.message.bytes": str(8 << 20)})
+    conn = KafkaConnection(broker, peer="test")
+    batch = _batch(rng, 100, 50_000)  # ~5 MB
+    request = _produce(1, batch) + _fetch(2, 0)
+    for start in range(0, len(request), 65536):
+        conn.receive_data(request[start : start + 65536])
+    produced, fetched = responses(conn.data_to_send())
+    assert decode_response(0, 9, produced)[1].responses[0].partition_responses[0].error_code == ErrorCode.none
+    got = bytes(decode_response(1, 11, fetched)[1].responses[0].partitions[0].records)
+    assert got[8:] == batch[8:] and records.base_offset(got) == 0
+
+
+def test_wants_more_while_a_request_is_partly_received() -> None:
+    broker = Broker()
+    broker.topics.create("t", 1)
+    conn = KafkaConnection(broker, peer="test")
+    request = _produce(1, _batch(random.Random(3), 5, 100))
+    assert not conn.wants_more
+    conn.receive_data(request[:3])
+    assert conn.wants_more  # not even the size yet
+    conn.receive_data(request[3:-1])
+    assert conn.wants_more
+    conn.receive_data(request[-1:])
+    assert not conn.wants_more and conn.data_to_send()
+    conn.receive_data(request + request[:50])  # one whole, one begun
+    assert conn.wants_more
+    conn.reading_paused = True
+    assert not conn.wants_more  # the gateway must not read past a pause

@@ -36,9 +36,10 @@ _size = struct.Struct(">i")
 #: librdkafka's ~1 MB Produce requests stays, so each one is not copied
 #: into freshly faulted-in memory)
 _KEEP_BUFFER = 8 << 20
-#: a receive buffer is sized for the request being received up to this size
-#: (beyond, it grows as bytes arrive)
-_PREALLOCATE = 16 << 20
+#: a receive buffer is sized for the request being received when it
+#: announces at most this much (clients' default max.request.size is 1 MB);
+#: beyond, it grows as bytes arrive, so a size prefix alone reserves little
+_PREALLOCATE = 2 << 20
 
 #: returned by a handler that sends nothing (Produce with acks=0)
 NO_RESPONSE = object()
@@ -184,6 +185,12 @@ class KafkaConnection:
         if self.reading_paused:
             return
         self._guarded(self._process)
+
+    @property
+    def wants_more(self) -> bool:
+        """A request is partly received: the gateway reads its rest at once,
+        without a trip through the scheduler (never while reading is paused)."""
+        return self._start != self._end and not self.reading_paused and not self.closed
 
     def _guarded(self, step: Callable[[], None]) -> None:
         self._in_receive = True
