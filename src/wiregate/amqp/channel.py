@@ -131,8 +131,10 @@ class ChannelConsumer:
             exchange_rk = properties.exchange_rk(*key)
             cached = self._deliver_prefix[key] = (wire.deliver_prefix(number, self._tag_frame, exchange_rk), exchange_rk)
         prefix, exchange_rk = cached
-        conn.send_parts(
-            [
+        out = conn._out
+        wake = not out and not conn._in_receive
+        out.extend(
+            (
                 prefix,
                 _deliver_tail.pack(tag, 1 if entry.redelivered else 0),
                 exchange_rk,
@@ -141,8 +143,10 @@ class ChannelConsumer:
                 _body_head.pack(wire.FRAME_END, wire.FRAME_BODY, number, size),
                 body,
                 wire.FRAME_END_BYTE,
-            ]
+            )
         )
+        if wake:
+            conn.on_wake()
 
     def deliver_reply(self, message: Message) -> None:
         """Direct reply-to: a message for this channel, bypassing any queue."""
@@ -418,8 +422,13 @@ class Channel:
 
     def _route(self, exchange: Any, routing_key: str, mandatory: bool, message: Message) -> bool:
         """Deliver to every queue reached; False when a queue refused it (overflow)."""
-        vhost = self.vhost
+        vhost = self.conn.vhost
         keys = message.routing_keys
+        if not exchange.name and len(keys) == 1:
+            # the default exchange: the queue of that name, if any
+            queue = vhost.queues.get(routing_key)
+            if queue is not None:
+                return queue.enqueue(message)
         if len(keys) == 1:
             queues = vhost.route(exchange, routing_key, message)
         else:

@@ -225,6 +225,15 @@ class Queue:
         self._last_used = vhost.scheduler.now()
         if self.expires is not None:
             self._arm_expiry()
+        #: no limits, TTL, priorities or single active consumer: enqueue's
+        #: short path applies (the arguments never change after declaration)
+        self._plain = (
+            not self.max_priority
+            and self.message_ttl is None
+            and self.max_length is None
+            and self.max_length_bytes is None
+            and not self.single_active
+        )
 
     # ------------------------------------------------------------ properties
     @property
@@ -258,6 +267,36 @@ class Queue:
         A refused message is what ``x-overflow: reject-publish`` does: the
         publisher's confirm becomes a nack.
         """
+        ready = self.ready
+        if self._plain and message.expiration is None and (not ready or ready[0].expires_at is None):
+            # the usual case, short: no TTL (nothing at the head to expire
+            # first), no limits
+            entry = Entry(self._next_seq, message)
+            self._next_seq += 1
+            groups = self._groups
+            store = self.store
+            if not ready and groups and not self._blocked and not self._dispatching:
+                # the fast lane of dispatch(): the next consumer in turn
+                # takes the message straight away
+                group = groups[self._priorities[0]]
+                consumer = group[0]
+                if consumer.has_credit():
+                    if store is not None:
+                        store.add(entry)
+                    entry.delivery_count = 1
+                    if consumer.ack_required:
+                        self.unacked += 1
+                    group.rotate(-1)
+                    consumer.deliver(self, entry)
+                    if store is not None:
+                        store.handed_out(entry, consumer.ack_required)
+                    return True
+            ready.append(entry)
+            if store is not None:
+                store.add(entry)
+            if groups:
+                self.dispatch(expire=False)
+            return True
         body_size = message.size
         if self.max_length is not None or self.max_length_bytes is not None:
             over = (self.max_length is not None and len(self.ready) + 1 > self.max_length) or (
@@ -267,7 +306,6 @@ class Queue:
                 if self.overflow == "reject-publish-dlx":
                     self.vhost.dead_letter(self, message, "maxlen")
                 return False
-        ready = self.ready
         now = None
         was_empty = not ready
         if not was_empty and ready.head().expires_at is not None:
