@@ -126,7 +126,7 @@ class ConnectionHandler:
         #: a send_all is in progress in the writer task
         self._sending = False
         #: output taken from the protocol and already traced, not yet written
-        self._unsent = b""
+        self._unsent: bytes | memoryview = b""
 
     @property
     def protocol_connection(self) -> SansIOConnection | None:
@@ -280,7 +280,7 @@ class ConnectionHandler:
         except OSError:  # full (EAGAIN) or broken: send_all in the writer tells which
             sent = 0
         if sent < len(data):
-            self._unsent = data[sent:]
+            self._unsent = memoryview(data)[sent:]
         if sent:
             self._last_sent = trio.current_time()
 
@@ -291,14 +291,15 @@ class ConnectionHandler:
         if not data and not unsent and self._heartbeat_due:
             data = conn.heartbeat_frame()  # type: ignore[attr-defined]
         self._heartbeat_due = False
-        if data and self.tap is not None:
+        if self.tap is not None and data:
             self.tap.sent(data)
-        if unsent:
-            data = unsent + data
-        if data:
+        if unsent or data:
             self._sending = True
             try:
-                await self.stream.send_all(data)
+                if unsent:  # what a direct write left: it goes first, as it is
+                    await self.stream.send_all(unsent)
+                if data:
+                    await self.stream.send_all(data)
             except trio.BrokenResourceError:
                 self._peer_gone = True
                 self._cancel_scope.cancel()
