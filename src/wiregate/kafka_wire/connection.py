@@ -205,6 +205,15 @@ class KafkaConnection:
         finally:
             self._in_receive = False
 
+    def parts_to_send(self) -> list[bytes | memoryview]:
+        """Pending output as its pieces (a Fetch answer's stored record
+        batches unjoined), for a vectored write; see data_to_send."""
+        out = self._out
+        if not out:
+            return []
+        self._out = []
+        return out
+
     def data_to_send(self) -> bytes:
         # the one copy of a Fetch answer's record batches
         out = self._out
