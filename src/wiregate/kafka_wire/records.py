@@ -36,7 +36,7 @@ import gzip
 import struct
 from typing import Iterator
 
-from crc32c import crc32c
+from wiregate import _crc
 from kio.schema.errors import ErrorCode
 
 HEADER_SIZE = 61
@@ -113,7 +113,7 @@ def increment_sequence(sequence: int, increment: int) -> int:
 
 def checksum(batch: bytes | bytearray | memoryview) -> int:
     """The CRC-32C a batch header should carry (over attributes..end)."""
-    return crc32c(memoryview(batch)[21:])
+    return _crc.crc32c(memoryview(batch)[21:])
 
 
 def _batch_size(data: bytes | bytearray, pos: int) -> int | None:
@@ -168,7 +168,7 @@ def validate(data: bytes | bytearray, *, max_message_bytes: int, api_version: in
     if size > max_message_bytes:
         raise InvalidBatch(ErrorCode.message_too_large, f"the record batch size is {size} bytes which exceeds the maximum configured value of {max_message_bytes}")
     stored = _uint32.unpack_from(data, 17)[0]
-    if stored != crc32c(memoryview(data)[21:size]):
+    if stored != _crc.crc32c(memoryview(data)[21:size]):
         raise InvalidBatch(ErrorCode.corrupt_message, f"record is corrupt (stored crc = {stored})")
     if header.last_offset_delta < 0:
         raise InvalidBatch(ErrorCode.invalid_record, f"batch has an invalid offset range: [0, {header.last_offset_delta}]")
@@ -204,7 +204,7 @@ def set_log_append_time(batch: bytearray, now_ms: int) -> None:
     attributes = _int16.unpack_from(batch, 21)[0] | TIMESTAMP_TYPE_BIT
     _int16.pack_into(batch, 21, attributes)
     _int64.pack_into(batch, 35, now_ms)
-    _uint32.pack_into(batch, 17, crc32c(memoryview(batch)[21:]))
+    _uint32.pack_into(batch, 17, _crc.crc32c(memoryview(batch)[21:]))
 
 
 def base_offset(batch: bytes) -> int:
@@ -395,7 +395,7 @@ def encode_batch(records: list[tuple[bytes | None, bytes | None, list[tuple[str,
     _int32.pack_into(batch, 12, 0)
     batch[16] = 2
     _tail.pack_into(batch, 21, 0, len(records) - 1, base_timestamp, max_timestamp, -1, -1, -1, len(records))
-    _uint32.pack_into(batch, 17, crc32c(memoryview(batch)[21:]))
+    _uint32.pack_into(batch, 17, _crc.crc32c(memoryview(batch)[21:]))
     return batch
 
 
@@ -502,7 +502,7 @@ def rebuild_batch(batch: bytes, keep: list[int], horizon: int | None) -> bytes:
         out, 21, attributes, header.last_offset_delta, base_timestamp, max_ts,
         header.producer_id, header.producer_epoch, header.base_sequence, len(kept),
     )
-    _uint32.pack_into(out, 17, crc32c(memoryview(out)[21:]))
+    _uint32.pack_into(out, 17, _crc.crc32c(memoryview(out)[21:]))
     return bytes(out)
 
 

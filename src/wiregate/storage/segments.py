@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from crc32c import crc32c
+from wiregate import _crc
 
 _frame = struct.Struct(">II")
 FRAME_OVERHEAD = _frame.size
@@ -25,7 +25,7 @@ MAX_RECORD = 1 << 30
 
 def frame(payload: bytes) -> bytes:
     """One record's bytes on disk."""
-    return _frame.pack(len(payload), crc32c(payload)) + payload
+    return _frame.pack(len(payload), _crc.crc32c(payload)) + payload
 
 
 def read_records(path: Path) -> tuple[list[bytes], int]:
@@ -45,7 +45,7 @@ def read_records(path: Path) -> tuple[list[bytes], int]:
         if length > MAX_RECORD or start + length > end:
             break
         payload = data[start : start + length]
-        if crc32c(payload) != checksum:
+        if _crc.crc32c(payload) != checksum:
             break
         records.append(payload)
         pos = start + length
