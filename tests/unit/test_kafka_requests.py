@@ -215,3 +215,61 @@ def test_wants_more_while_a_request_is_partly_received() -> None:
     assert conn.wants_more
     conn.reading_paused = True
     assert not conn.wants_more  # the gateway must not read past a pause
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_requests_read_straight_into_the_receive_buffer_are_stored_intact(seed: int) -> None:
+    # the gateway's recv_into path: whenever the connection offers a view for
+    # the rest of a large request, bytes are written there (in reads of any
+    # size), otherwise they come through receive_data
+    rng = random.Random(seed)
+    broker = Broker()
+    broker.topics.create("t", 1)
+    conn = KafkaConnection(broker, peer="test")
+    # small requests and ones of 150-900 KB
+    batches = [_batch(rng, rng.randint(1, 300), 100) if i % 3 == 0 else _batch(rng, rng.randint(50, 300), 3000) for i in range(8)]
+    stream = b"".join(_produce(i, b) for i, b in enumerate(batches))
+    out = b""
+    pos = direct = 0
+    while pos < len(stream):
+        view = conn.receive_buffer()
+        step = rng.choice([1, 7, 4096, 65536, 300_000])
+        if view is not None:
+            with view:
+                chunk = stream[pos : pos + min(step, len(view))]
+                view[: len(chunk)] = chunk
+            conn.received_into(len(chunk))
+            direct += 1
+        else:
+            chunk = stream[pos : pos + step]
+            conn.receive_data(chunk)
+        pos += len(chunk)
+        out += conn.data_to_send()
+    assert direct  # the path was taken
+    frames = responses(out)
+    assert [decode_response(0, 9, f)[0] for f in frames] == list(range(8))
+    conn.receive_data(_fetch(100, 0))
+    [frame] = responses(conn.data_to_send())
+    got = bytes(decode_response(1, 11, frame)[1].responses[0].partitions[0].records)
+    offset = 0
+    for batch in batches:
+        assert records.base_offset(got) == offset
+        assert got[16 : len(batch)] == batch[16:]
+        offset += records.record_count(batch)
+        got = got[len(batch) :]
+    assert got == b""
+
+
+def test_no_receive_buffer_for_small_or_oversized_requests() -> None:
+    conn = KafkaConnection(Broker(), peer="test")
+    assert conn.receive_buffer() is None  # nothing begun
+    conn.receive_data(struct.pack(">i", 1000) + b"\x00" * 10)
+    assert conn.receive_buffer() is None  # the rest is small: a normal read
+    conn = KafkaConnection(Broker(), peer="test")
+    conn.receive_data(struct.pack(">i", 50_000_000) + b"\x00" * 10)
+    assert conn.receive_buffer() is None  # beyond the preallocation: it grows as bytes arrive
+    conn = KafkaConnection(Broker(), peer="test")
+    conn.receive_data(struct.pack(">i", 1_000_000) + b"\x00" * 10)
+    view = conn.receive_buffer()
+    assert view is not None and len(view) == 1_000_000 - 10
+    view.release()

@@ -215,33 +215,35 @@ class ConnectionHandler:
         conn = self._conn
         assert conn is not None
         check_handshake = self._handshake_timeout is not None
+        # a protocol that reads large messages straight into its own buffer
+        # (Kafka: the rest of a big Produce request) offers one
+        receive_buffer = getattr(conn, "receive_buffer", None) if self._fd >= 0 else None
         while True:
-            try:
-                data = await self.stream.receive_some(_RECEIVE_SIZE)
-            except trio.BrokenResourceError:
-                # A reset by the peer ends the connection like an EOF does.
-                data = b""
-            self._last_received = trio.current_time()
-            if self.tap is not None:
-                self.tap.received(data)
-            conn.receive_data(data)
-            if data and self._fd >= 0:
+            view = receive_buffer() if receive_buffer is not None else None
+            if view is not None:
+                got = await self._receive_into(conn, view)
+            else:
+                try:
+                    data = await self.stream.receive_some(_RECEIVE_SIZE)
+                except trio.BrokenResourceError:
+                    # A reset by the peer ends the connection like an EOF does.
+                    data = b""
+                self._last_received = trio.current_time()
+                if self.tap is not None:
+                    self.tap.received(data)
+                conn.receive_data(data)
+                got = bool(data)
+            if got and self._fd >= 0:
                 # A message split over several sends (pika writes method,
-                # header and body separately) is usually complete in the
-                # kernel by now: take the rest without a trip through the
-                # scheduler.
+                # header and body separately; a 1 MB Produce arrives in many
+                # segments) is usually complete in the kernel by now: take
+                # the rest without a trip through the scheduler.
                 for _ in range(_EAGER_READS):
                     if not getattr(conn, "wants_more", False) or conn.closed:
                         break
-                    try:
-                        more = os.read(self._fd, _RECEIVE_SIZE)
-                    except OSError:  # nothing yet (EAGAIN), or broken: the next receive_some tells
+                    if not self._read_now(conn, receive_buffer):
                         break
-                    if not more:
-                        break
-                    if self.tap is not None:
-                        self.tap.received(more)
-                    conn.receive_data(more)
+            data = got
             if check_handshake and getattr(conn, "handshake_done", False):
                 self._handshake_done.set()
                 check_handshake = False
@@ -266,6 +268,50 @@ class ConnectionHandler:
             while getattr(conn, "reading_paused", False) and not conn.closed:
                 self._resume = trio.Event()
                 await self._resume.wait()
+
+    async def _receive_into(self, conn: SansIOConnection, view: memoryview) -> bool:
+        """Read into the protocol's own buffer; False at EOF (the protocol is told)."""
+        received = 0
+        try:
+            with view:
+                received = await self.stream.socket.recv_into(view)
+                if received and self.tap is not None:
+                    self.tap.received(bytes(view[:received]))
+        except OSError:  # a reset by the peer ends the connection like an EOF does
+            received = 0
+        self._last_received = trio.current_time()
+        if not received:
+            conn.receive_data(b"")
+            return False
+        conn.received_into(received)  # type: ignore[attr-defined]
+        return True
+
+    def _read_now(self, conn: SansIOConnection, receive_buffer: Callable[[], memoryview | None] | None) -> bool:
+        """One read without waiting; False when nothing was there (or EOF or
+        an error, left for the next wait to find)."""
+        view = receive_buffer() if receive_buffer is not None else None
+        if view is not None:
+            with view:
+                try:
+                    received = os.readv(self._fd, [view])
+                except OSError:
+                    return False
+                if received and self.tap is not None:
+                    self.tap.received(bytes(view[:received]))
+            if not received:
+                return False
+            conn.received_into(received)  # type: ignore[attr-defined]
+            return True
+        try:
+            more = os.read(self._fd, _RECEIVE_SIZE)
+        except OSError:  # nothing yet (EAGAIN), or broken: the next receive_some tells
+            return False
+        if not more:
+            return False
+        if self.tap is not None:
+            self.tap.received(more)
+        conn.receive_data(more)
+        return True
 
     async def _write_loop(self) -> None:
         conn = self._conn

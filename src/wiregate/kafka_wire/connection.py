@@ -35,6 +35,9 @@ _size = struct.Struct(">i")
 #: a receive buffer larger than this is let go once empty (one that fits
 #: librdkafka's ~1 MB Produce requests stays, so each one is not copied
 #: into freshly faulted-in memory)
+#: the rest of a request at least this large is read straight into the
+#: receive buffer (see receive_buffer)
+_DIRECT_READ = 65536
 _KEEP_BUFFER = 8 << 20
 #: a receive buffer is sized for the request being received when it
 #: announces at most this much (clients' default max.request.size is 1 MB);
@@ -185,6 +188,29 @@ class KafkaConnection:
         if self.reading_paused:
             return
         self._guarded(self._process)
+
+    def receive_buffer(self) -> memoryview | None:
+        """Where the rest of a large request being received may be read
+        straight into (``recv_into``), or None: the buffer already holds
+        room for the whole request (see _append), so bytes land where the
+        request is parsed, without a copy per read.  The gateway releases
+        the view before calling :meth:`received_into`."""
+        live = self._end - self._start
+        if live < 4 or self.closed or self.reading_paused:
+            return None
+        missing = 4 + _size.unpack_from(self._buf, self._start)[0] - live
+        if missing < _DIRECT_READ or len(self._buf) - self._end < missing:
+            return None
+        return memoryview(self._buf)[self._end : self._end + missing]
+
+    def received_into(self, n: int) -> None:
+        """``n`` bytes were read into the view :meth:`receive_buffer` gave."""
+        self._end += n
+        if self.closed:
+            return
+        live = self._end - self._start
+        if live >= 4 + _size.unpack_from(self._buf, self._start)[0]:
+            self._guarded(self._process)
 
     @property
     def wants_more(self) -> bool:
