@@ -218,16 +218,30 @@ class ConnectionHandler:
         # a protocol that reads large messages straight into its own buffer
         # (Kafka: the rest of a big Produce request) offers one
         receive_buffer = getattr(conn, "receive_buffer", None) if self._fd >= 0 else None
+        drained = False
         while True:
             view = receive_buffer() if receive_buffer is not None else None
             if view is not None:
                 got = await self._receive_into(conn, view)
             else:
-                try:
-                    data = await self.stream.receive_some(_RECEIVE_SIZE)
-                except trio.BrokenResourceError:
-                    # A reset by the peer ends the connection like an EOF does.
-                    data = b""
+                if drained:
+                    # The last read emptied the socket (it came back short):
+                    # wait for more before reading, rather than first trying
+                    # a read that would only say "nothing yet".
+                    await trio.lowlevel.wait_readable(self._fd)
+                    try:
+                        data = os.read(self._fd, _RECEIVE_SIZE)
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # a reset by the peer ends the connection like an EOF does
+                        data = b""
+                else:
+                    try:
+                        data = await self.stream.receive_some(_RECEIVE_SIZE)
+                    except trio.BrokenResourceError:
+                        # A reset by the peer ends the connection like an EOF does.
+                        data = b""
+                drained = self._fd >= 0 and 0 < len(data) < _RECEIVE_SIZE
                 self._last_received = trio.current_time()
                 if self.tap is not None:
                     self.tap.received(data)
