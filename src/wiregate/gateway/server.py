@@ -9,8 +9,7 @@ import math
 import ssl
 import time
 from collections.abc import Callable
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -24,7 +23,9 @@ from wiregate.gateway.http import serve_http
 from wiregate.gateway.listeners import format_endpoint, open_listeners
 from wiregate.gateway.memory import MemoryMonitor
 from wiregate.gateway.trace import JSONLinesSink, TracePrinter, Tracer
-from wiregate.storage import DataDir
+
+if TYPE_CHECKING:
+    from wiregate.storage import DataDir
 
 logger = logging.getLogger("wiregate.gateway")
 
@@ -84,6 +85,8 @@ def tls_context(config: Config) -> ssl.SSLContext:
         context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
         return context
     logger.warning("TLS listener uses the bundled self-signed test certificate (CN=localhost); pass --tls-cert/--tls-key outside tests")
+    from importlib import resources  # only for the bundled test certificate (~10 ms of start-up otherwise)
+
     bundled = resources.files("wiregate.testing") / "tls"
     with resources.as_file(bundled / "localhost.crt") as cert, resources.as_file(bundled / "localhost.key") as key:
         context.load_cert_chain(str(cert), str(key))
@@ -248,6 +251,8 @@ class Gateway:
         existing = getattr(self.broker, "persistence", None)
         if existing is not None:
             return existing  # a restarted embedded server keeps its broker and its directory
+        from wiregate.storage import DataDir  # only with a data directory
+
         datadir = DataDir(config.data_dir, config.fsync, config.page_out_bytes)
         started = time.monotonic()
         counts = datadir.recover(self.broker, PropertyBlock)  # type: ignore[arg-type]
