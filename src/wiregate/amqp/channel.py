@@ -59,7 +59,7 @@ def _generated_tag() -> str:
 class ChannelConsumer:
     """A basic.consume subscription; the core calls it to deliver."""
 
-    __slots__ = ("channel", "tag", "queue", "ack_required", "exclusive", "prefetch", "priority", "unacked", "arguments", "_tag_frame", "_deliver_prefix")
+    __slots__ = ("channel", "tag", "queue", "ack_required", "exclusive", "prefetch", "priority", "unacked", "arguments", "_tag_frame", "_deliver_prefix", "_content_heads")
 
     def __init__(
         self,
@@ -88,6 +88,9 @@ class ChannelConsumer:
         #: encoded exchange and routing key, by (exchange, routing key): their
         #: length sets the frame size
         self._deliver_prefix: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+        #: (property bytes, body size, content header frame head, body frame
+        #: head) of the last delivery (see deliver)
+        self._content_heads: tuple[Any, int, bytes, bytes] = (None, -1, b"", b"")
 
     def has_credit(self) -> bool:
         if not self.ack_required:
@@ -131,20 +134,19 @@ class ChannelConsumer:
             exchange_rk = properties.exchange_rk(*key)
             cached = self._deliver_prefix[key] = (wire.deliver_prefix(number, self._tag_frame, exchange_rk), exchange_rk)
         prefix, exchange_rk = cached
+        heads = self._content_heads
+        if heads[0] is not raw or heads[1] != size:
+            # consecutive deliveries mostly share their property block and
+            # often their size: the two frame heads are packed once for them
+            heads = self._content_heads = (
+                raw,
+                size,
+                _deliver_content.pack(0xCE, 2, number, 12 + len(raw), 60, 0, size),
+                _body_head.pack(0xCE, 3, number, size),
+            )
         out = conn._out
         wake = not out and not conn._in_receive
-        out.extend(
-            (
-                prefix,
-                _deliver_tail.pack(tag, 1 if entry.redelivered else 0),
-                exchange_rk,
-                _deliver_content.pack(wire.FRAME_END, wire.FRAME_HEADER, number, 12 + len(raw), 60, 0, size),
-                raw,
-                _body_head.pack(wire.FRAME_END, wire.FRAME_BODY, number, size),
-                body,
-                wire.FRAME_END_BYTE,
-            )
-        )
+        out.extend((prefix, _deliver_tail.pack(tag, 1 if entry.redelivered else 0), exchange_rk, heads[2], raw, heads[3], body, b"\xce"))
         if wake:
             conn.on_wake()
 
