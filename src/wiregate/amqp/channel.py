@@ -478,10 +478,12 @@ class Channel:
         if not multiple:
             return [(tag, unacked.pop(tag))]
         taken = []
-        for t in list(unacked):
-            if t > tag:
+        for item in unacked.items():  # tags in delivery order: stop at the first past ``tag``
+            if item[0] > tag:
                 break
-            taken.append((t, unacked.pop(t)))
+            taken.append(item)
+        for t, _value in taken:
+            del unacked[t]
         return taken
 
     def _ack(self, tag: int, multiple: bool, method_index: int) -> None:
