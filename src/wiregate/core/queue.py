@@ -275,22 +275,8 @@ class Queue:
             self._next_seq += 1
             groups = self._groups
             store = self.store
-            if not ready and groups and not self._blocked and not self._dispatching:
-                # the fast lane of dispatch(): the next consumer in turn
-                # takes the message straight away
-                group = groups[self._priorities[0]]
-                consumer = group[0]
-                if consumer.has_credit():
-                    if store is not None:
-                        store.add(entry)
-                    entry.delivery_count = 1
-                    if consumer.ack_required:
-                        self.unacked += 1
-                    group.rotate(-1)
-                    consumer.deliver(self, entry)
-                    if store is not None:
-                        store.handed_out(entry, consumer.ack_required)
-                    return True
+            if not ready and groups and not self._blocked and not self._dispatching and self._hand_over(entry):
+                return True
             ready.append(entry)
             if store is not None:
                 store.add(entry)
@@ -330,23 +316,8 @@ class Queue:
         self._next_seq += 1
         groups = self._groups
         store = self.store
-        if was_empty and groups and not self._blocked and not self.single_active and not self._dispatching:
-            # the fast lane of dispatch() for a queue that had nothing
-            # ready: the next consumer in turn takes the message straight
-            # away (it never sits in the ready list)
-            group = groups[self._priorities[0]]
-            consumer = group[0]
-            if consumer.has_credit():
-                if store is not None:
-                    store.add(entry)
-                entry.delivery_count = 1
-                if consumer.ack_required:
-                    self.unacked += 1
-                group.rotate(-1)
-                consumer.deliver(self, entry)
-                if store is not None:
-                    store.handed_out(entry, consumer.ack_required)
-                return True
+        if was_empty and groups and not self._blocked and not self.single_active and not self._dispatching and self._hand_over(entry):
+            return True
         ready.append(entry)
         if store is not None:
             store.add(entry)
@@ -360,6 +331,27 @@ class Queue:
             self._drop_over_limit()
         if entry.expires_at is not None:
             self.expire_head(now)
+        return True
+
+    def _hand_over(self, entry: Entry) -> bool:
+        """dispatch()'s choice for a queue with nothing ready and no consumer
+        out of credit, made at once: the next consumer in turn takes the new
+        ``entry`` straight away (it never sits in the ready list).  False
+        when that consumer has no credit (the entry is then enqueued)."""
+        group = self._groups[self._priorities[0]]
+        consumer = group[0]
+        if not consumer.has_credit():
+            return False
+        store = self.store
+        if store is not None:
+            store.add(entry)
+        entry.delivery_count = 1
+        if consumer.ack_required:
+            self.unacked += 1
+        group.rotate(-1)
+        consumer.deliver(self, entry)
+        if store is not None:
+            store.handed_out(entry, consumer.ack_required)
         return True
 
     def restore(self, message: Message, seq: int, redelivered: bool) -> Entry:

@@ -160,6 +160,16 @@ def _read_uvarint(data: memoryview, pos: int) -> tuple[int, int]:
             raise _Unusual
 
 
+def _size_at(data: memoryview, pos: int, flexible: bool, width: int) -> tuple[int, int]:
+    """A string or bytes length, or an array count (-1: null), and the next
+    position: compact (unsigned varint of the value + 1) in flexible
+    versions, a signed big-endian int of ``width`` bytes (2 or 4) before."""
+    if flexible:
+        value, pos = _read_uvarint(data, pos)
+        return value - 1, pos
+    return (_i16_at if width == 2 else _i32_at)(data, pos)[0], pos + width
+
+
 def _no_tags(data: memoryview, pos: int) -> int:
     if data[pos] != 0:
         raise _Unusual  # a tagged field: kio knows what to do with it
@@ -190,11 +200,7 @@ def decode_produce(payload: memoryview, version: int) -> tuple[str | None, Produ
         flexible = version >= 9
         if flexible:
             pos = _no_tags(payload, pos)  # request header v2
-            length, pos = _read_uvarint(payload, pos)
-            length -= 1
-        else:
-            length = _i16_at(payload, pos)[0]
-            pos += 2
+        length, pos = _size_at(payload, pos, flexible, 2)
         if length < -1:
             return None
         if length == -1:
@@ -206,44 +212,24 @@ def decode_produce(payload: memoryview, version: int) -> tuple[str | None, Produ
             pos += length
         acks, timeout_ms = _acks_timeout(payload, pos)
         pos += 6
-        if flexible:
-            count, pos = _read_uvarint(payload, pos)
-            count -= 1
-        else:
-            count = _i32_at(payload, pos)[0]
-            pos += 4
+        count, pos = _size_at(payload, pos, flexible, 4)
         if count < 0 or count > end - pos:
             return None
         topics = []
         for _ in range(count):
-            if flexible:
-                length, pos = _read_uvarint(payload, pos)
-                length -= 1
-            else:
-                length = _i16_at(payload, pos)[0]
-                pos += 2
+            length, pos = _size_at(payload, pos, flexible, 2)
             if length < 0 or pos + length > end:
                 return None
             name = str(payload[pos : pos + length], "utf-8")
             pos += length
-            if flexible:
-                partitions_count, pos = _read_uvarint(payload, pos)
-                partitions_count -= 1
-            else:
-                partitions_count = _i32_at(payload, pos)[0]
-                pos += 4
+            partitions_count, pos = _size_at(payload, pos, flexible, 4)
             if partitions_count < 0 or partitions_count > end - pos:
                 return None
             partitions = []
             for _ in range(partitions_count):
                 index = _i32_at(payload, pos)[0]
                 pos += 4
-                if flexible:
-                    length, pos = _read_uvarint(payload, pos)
-                    length -= 1
-                else:
-                    length = _i32_at(payload, pos)[0]
-                    pos += 4
+                length, pos = _size_at(payload, pos, flexible, 4)
                 if length < -1:
                     return None
                 if length == -1:
