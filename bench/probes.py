@@ -586,6 +586,23 @@ def _ck_watermarks(bootstrap: str, topic: str, partitions: int) -> list[tuple[in
     return marks
 
 
+def _tail_counts(sizes: list[int], total: int) -> list[int]:
+    """How many of the last records of each partition to read so that ``total``
+    are read in all (at most what the partitions hold), as evenly as they allow."""
+    counts = [0] * len(sizes)
+    left = min(total, sum(sizes))
+    while left:
+        room = [i for i, size in enumerate(sizes) if counts[i] < size]
+        share = max(1, left // len(room))
+        for i in room:
+            take = min(share, sizes[i] - counts[i], left)
+            counts[i] += take
+            left -= take
+            if not left:
+                break
+    return counts
+
+
 def _ck_partitions(bootstrap: str, topic: str) -> int:
     """Partitions of ``topic`` (a metadata request for it auto-creates it on the mock)."""
     from confluent_kafka.admin import AdminClient
@@ -648,10 +665,11 @@ def probe_kafka_confluent(ctx) -> None:
                 wg["produce"].append(_ck_produce(server.bootstrap, topic, n, size, cpu))
                 wg["pcpu"].append(cpu_stats(cpu, cpu.wall, n))
                 meters = [server.cpu_meter() for _ in range(passes[size])]
-                # (each side's partitioner spread the records its own way: a partition holding
-                # fewer than the mock's is read whole; records/s does not depend on the count)
+                # (each side's partitioner spread the records its own way, and a short run puts
+                # them all in one partition: wiregate reads as many last records in all, as evenly
+                # over its partitions as they allow)
                 wg_marks = _ck_watermarks(server.bootstrap, topic, partitions)
-                wg_counts = [min(count, high - low) for (low, high), count in zip(wg_marks, retained, strict=True)]
+                wg_counts = _tail_counts([high - low for low, high in wg_marks], consume_n[size])
                 wg_starts = [high - count for (_low, high), count in zip(wg_marks, wg_counts, strict=True)]
                 wg["consume"].append(_ck_consume(server.bootstrap, topic, wg_starts, sum(wg_counts),
                                                  passes[size], meters))
