@@ -257,11 +257,10 @@ class ConnectionHandler:
                         break
                     if not self._read_now(conn, receive_buffer):
                         break
-            data = got
             if check_handshake and getattr(conn, "handshake_done", False):
                 self._handshake_done.set()
                 check_handshake = False
-            if data and self._fd >= 0 and not self._sending and not self._unsent and not conn.closed:
+            if got and self._fd >= 0 and not self._sending and not self._unsent and not conn.closed:
                 # An answer to what was just read (a confirm, a Kafka
                 # response) goes out now when the socket takes it whole;
                 # the writer task is woken only for what remains.
@@ -270,7 +269,7 @@ class ConnectionHandler:
                     self._on_wake()
             else:
                 self._on_wake()
-            if not data:
+            if not got:
                 self._peer_gone = True
                 return
             if conn.closed:
